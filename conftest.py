@@ -1,0 +1,1 @@
+"""Root pytest configuration: hypothesis profiles (owned by the reference suite)."""

@@ -1,0 +1,64 @@
+"""Reductions over axes: sum, mean, population std.
+
+`axis` is None (all axes), an int (negative allowed) or a tuple of ints. Note the
+defaults: `sum` reduces everything like NumPy, while `mean` and `std` keep the original
+pygrad's defaults (last axis, keepdims=True)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pygrad.ops._core import normalize_axes, result, tensor_method
+from pygrad.tensor import Tensor
+
+
+def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
+    """`g`, a reduction's output gradient, broadcast back to the input `shape`."""
+    if not keepdims:
+        g = np.expand_dims(g, axes)
+    return np.broadcast_to(g, shape)
+
+
+@tensor_method("sum")
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - the op's name
+    """np.sum(x, axis, keepdims)."""
+    xv = x._value
+    axes = normalize_axes(axis, xv.ndim, "sum", xv.shape)
+
+    def backward(g):
+        x._add_grad(_expand(g, axes, keepdims, xv.shape).copy())
+    return result(np.sum(xv, axis=axes, keepdims=keepdims), (x,), backward)
+
+
+@tensor_method("mean")
+def mean(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
+    """np.mean(x, axis, keepdims); defaults: last axis, keepdims=True."""
+    xv = x._value
+    axes = normalize_axes(axis, xv.ndim, "mean", xv.shape)
+    count = math.prod(xv.shape[a] for a in axes)
+
+    def backward(g):
+        x._add_grad(_expand(g / count, axes, keepdims, xv.shape).copy())
+    return result(np.mean(xv, axis=axes, keepdims=keepdims), (x,), backward)
+
+
+@tensor_method("std")
+def std(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
+    """Population standard deviation (ddof=0) over `axis`; defaults: last axis, keepdims.
+
+    Where the std is 0 (a constant row) the gradient is 0, as in torch."""
+    xv = x._value
+    axes = normalize_axes(axis, xv.ndim, "std", xv.shape)
+    count = math.prod(xv.shape[a] for a in axes)
+    centred = xv - np.mean(xv, axis=axes, keepdims=True)
+    y = np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True))
+
+    def backward(g):
+        if not keepdims:
+            g = np.expand_dims(g, axes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_var = np.where(y == 0, 0.0, g / (2 * y))
+        x._add_grad(((2.0 / count) * g_var * centred).astype(xv.dtype, copy=False))
+    value = y if keepdims else np.squeeze(y, axis=axes)
+    return result(value, (x,), backward)

@@ -1,0 +1,243 @@
+"""The Tensor: a NumPy array that remembers how it was computed.
+
+This module holds the engine: construction and validation of values, the graph walk
+(`create_graph`) and the reverse pass (`backward`). Every operation lives in
+`pygrad.ops`, each forward next to its backward rule; importing this module installs them
+as Tensor methods.
+
+Gradients are stored lazily: `_grad is None` means "zeros", so an op output costs no
+allocation until a gradient actually reaches it. The engine never writes into a gradient
+array in place, it rebinds (`t._grad = t._grad + g`), so gradient arrays may be shared
+between tensors safely.
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+
+import numpy as np
+
+from pygrad.constants import PRECISION
+
+_uids = itertools.count()
+
+
+def _float_dtype(dtype) -> np.dtype:
+    """`dtype` as a NumPy floating dtype, or TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"Tensor: dtype {dtype!r} is not a NumPy dtype") from exc
+    if dt.kind != "f":
+        raise TypeError(f"Tensor: dtype must be a floating type (float16/32/64, longdouble), got {dt}")
+    return dt
+
+
+def as_real_array(value, what: str = "Tensor: value") -> np.ndarray:
+    """`value` as a real (bool, int or float) ndarray, or TypeError/ValueError naming `what`."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError(f"{what} must be a real number, nested list or array, got {type(value).__name__}")
+        if isinstance(value, numbers.Number) and not isinstance(value, numbers.Real):
+            raise TypeError(f"{what} must be real, got {type(value).__name__} {value!r}")
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{what} is a ragged nested sequence (rows of different lengths)") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers, got an array of dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array of floats with reverse-mode autodiff.
+
+    Tensor(value, label="", dtype=PRECISION, learnable=True, leaf=False, _prev=())
+
+    - `value`: number, nested list, real ndarray or Tensor (its value is copied, not its graph).
+    - `learnable=False`: receives `.grad` but passes no gradient on, and is absent from `topo`.
+    - `leaf=True`: not a weight (never in `weights`); inputs, targets and op results are leaves.
+    """
+
+    __slots__ = ("_value", "_grad", "label", "learnable", "leaf", "_prev", "_backward",
+                 "topo", "weights", "uid", "__weakref__")
+    # Makes `ndarray <op> Tensor` call the Tensor's reflected operator instead of broadcasting
+    # the Tensor as an object.
+    __array_ufunc__ = None
+
+    def __init__(self, value, label: str = "", dtype=PRECISION, learnable: bool = True,
+                 leaf: bool = False, _prev: tuple = ()):
+        dt = _float_dtype(dtype)
+        if isinstance(value, Tensor):
+            value = value._value
+        self._value = np.array(as_real_array(value), dtype=dt)
+        self._grad = None
+        self.label = label
+        self.learnable = learnable
+        self.leaf = leaf
+        self._prev = tuple(_prev)
+        self._backward = None
+        self.topo = None
+        self.weights = None
+        self.uid = next(_uids)
+
+    @classmethod
+    def _result(cls, value, prev: tuple, backward) -> "Tensor":
+        """Fast constructor for op outputs: no validation, no copy. `backward(g)` adds the
+        output's gradient `g` into the gradients of `prev`."""
+        out = cls.__new__(cls)
+        out._value = value if type(value) is np.ndarray else np.asarray(value)
+        out._grad = None
+        out.label = ""
+        out.learnable = True
+        out.leaf = True
+        out._prev = prev
+        out._backward = backward
+        out.topo = None
+        out.weights = None
+        out.uid = None
+        return out
+
+    @classmethod
+    def _constant(cls, value) -> "Tensor":
+        """A non-Tensor operand recorded in `_prev` (learnable=False, leaf=True)."""
+        out = cls._result(value, (), None)
+        out.learnable = False
+        return out
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def value(self) -> np.ndarray:
+        return self._value
+
+    @value.setter
+    def value(self, new):
+        arr = as_real_array(new, "Tensor.value")
+        self._value = arr if arr.dtype == self._value.dtype else arr.astype(self._value.dtype)
+
+    @property
+    def grad(self) -> np.ndarray:
+        """Gradient of the last backward root w.r.t. this tensor; zeros until one arrives."""
+        if self._grad is None:
+            self._grad = np.zeros_like(self._value)
+        return self._grad
+
+    @grad.setter
+    def grad(self, new):
+        self._grad = np.asarray(new, dtype=self._value.dtype)
+
+    @property
+    def shape(self) -> tuple:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._value, separator=", ", prefix="Tensor(")
+        extra = f", label={self.label!r}" if self.label else ""
+        if self._value.dtype != PRECISION:
+            extra += f", dtype={self._value.dtype}"
+        if not self.learnable:
+            extra += ", learnable=False"
+        if self.leaf:
+            extra += ", leaf=True"
+        return f"Tensor({body}{extra})"
+
+    def item(self) -> float:
+        return self._value.item()
+
+    def numpy(self) -> np.ndarray:
+        """The value array itself (no copy, like `torch.Tensor.numpy`)."""
+        return self._value
+
+    def detach(self) -> "Tensor":
+        """A new leaf Tensor holding a copy of the value, outside any graph."""
+        return Tensor(self._value, label=self.label, dtype=self._value.dtype, leaf=True)
+
+    def reset_grad(self) -> None:
+        """Zero this tensor's gradient."""
+        self._grad = None
+
+    def new_value(self, x) -> None:
+        """Replace the value (same dtype), zero the gradient, keep the graph."""
+        self.value = x
+        self._grad = None
+
+    def _add_grad(self, g: np.ndarray) -> None:
+        self._grad = g if self._grad is None else self._grad + g
+
+    # ----------------------------------------------------------------- graph
+    def _walk(self):
+        """Post-order depth-first walk over `_prev`, left to right, iterative.
+
+        Returns (topo, stops): `topo` are the learnable tensors (children before parents,
+        self last); `stops` the non-learnable tensors met on the way (they receive
+        gradients but are not descended into)."""
+        topo, stops = [], []
+        if not self.learnable:
+            return topo, [self]
+        seen = {self}
+        stack = [(self, iter(self._prev))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child in seen:
+                    continue
+                seen.add(child)
+                if child.learnable:
+                    stack.append((child, iter(child._prev)))
+                    break
+                stops.append(child)
+            else:
+                stack.pop()
+                topo.append(node)
+        return topo, stops
+
+    def create_graph(self) -> tuple[list, list]:
+        """(topo, weights): every learnable tensor that contributed to self, in post-order,
+        and the subset with `leaf=False`, in the same order."""
+        topo, _ = self._walk()
+        return topo, [t for t in topo if not t.leaf]
+
+    def backward(self, reset_grad: bool = True) -> None:
+        """Back-propagate from self, seeded with ones of self's shape.
+
+        reset_grad=True zeroes every gradient in the graph first. reset_grad=False keeps
+        them: each node's held gradient is added to by this pass and the sums flow on.
+        The root's gradient is set to ones either way."""
+        topo, stops = self._walk()
+        self.topo = topo
+        self.weights = [t for t in topo if not t.leaf]
+        if reset_grad:
+            for t in topo:
+                t._grad = None
+            for t in stops:
+                t._grad = None
+        self._grad = np.ones_like(self._value)
+        for t in reversed(topo):
+            if t._backward is not None and t._grad is not None:
+                t._backward(t._grad)
+
+
+def array(*args, **kwargs) -> Tensor:
+    """Same as `Tensor(*args, **kwargs)`."""
+    return Tensor(*args, **kwargs)
+
+
+# Installs every operation as a Tensor method (the op modules import Tensor from here).
+from pygrad import ops as _ops  # noqa: E402,F401
