@@ -228,7 +228,7 @@ class Tensor:
                 t._grad = None
             for t in stops:
                 t._grad = None
-        self._grad = np.ones_like(self._value)
+        self._grad = np.ones(self._value.shape, dtype=self._value.dtype)
         for t in reversed(topo):
             if t._backward is not None and t._grad is not None:
                 t._backward(t._grad)
