@@ -1,9 +1,23 @@
 """pygrad: a small, fast NumPy autodiff library.
 
-`Tensor` records the operations applied to it; `backward()` fills every `.grad`."""
+`Tensor` records the operations applied to it; `backward()` fills every `.grad`. Layers,
+losses, optimizers and `Module` are built on top of the Tensor operations."""
 from pygrad.constants import PRECISION
 from pygrad.tensor import Tensor, array
+from pygrad.basics import AddNorm, Conv2D, Dropout, Flatten, Linear, Softmax
+from pygrad.activations import ReLU, Sigmoid, Tanh
+from pygrad.losses import BCELoss, CCELoss
+from pygrad.optims import SGD, SGD_Momentum, RMSProp, Adam
+from pygrad.module import Module
 
 __version__ = "0.1.0"
 
-__all__ = ["PRECISION", "Tensor", "array", "__version__"]
+__all__ = [
+    "PRECISION", "Tensor", "array",
+    "Linear", "Conv2D", "Flatten", "Softmax", "Dropout", "AddNorm",
+    "ReLU", "Tanh", "Sigmoid",
+    "BCELoss", "CCELoss",
+    "SGD", "SGD_Momentum", "RMSProp", "Adam",
+    "Module",
+    "__version__",
+]

@@ -8,7 +8,8 @@ as Tensor methods.
 Gradients are stored lazily: `_grad is None` means "zeros", so an op output costs no
 allocation until a gradient actually reaches it. The engine never writes into a gradient
 array in place, it rebinds (`t._grad = t._grad + g`), so gradient arrays may be shared
-between tensors safely.
+between tensors safely. The public `grad` hands out an array that only its tensor holds (a
+shared one is copied on first read), so a user's in-place write never reaches another tensor.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class Tensor:
     - `leaf=True`: not a weight (never in `weights`); inputs, targets and op results are leaves.
     """
 
-    __slots__ = ("_value", "_grad", "label", "learnable", "leaf", "_prev", "_backward",
+    __slots__ = ("_value", "_grad", "_grad_own", "label", "learnable", "leaf", "_prev", "_backward",
                  "topo", "weights", "uid", "__weakref__")
     # Makes `ndarray <op> Tensor` call the Tensor's reflected operator instead of broadcasting
     # the Tensor as an object.
@@ -74,6 +75,7 @@ class Tensor:
             value = value._value
         self._value = np.array(as_real_array(value), dtype=dt)
         self._grad = None
+        self._grad_own = False
         self.label = label
         self.learnable = learnable
         self.leaf = leaf
@@ -90,6 +92,7 @@ class Tensor:
         out = cls.__new__(cls)
         out._value = value if type(value) is np.ndarray else np.asarray(value)
         out._grad = None
+        out._grad_own = False
         out.label = ""
         out.learnable = True
         out.leaf = True
@@ -119,14 +122,21 @@ class Tensor:
 
     @property
     def grad(self) -> np.ndarray:
-        """Gradient of the last backward root w.r.t. this tensor; zeros until one arrives."""
+        """Gradient of the last backward root w.r.t. this tensor; zeros until one arrives.
+
+        An ndarray of the value's shape and dtype that no other tensor shares, so in-place
+        writes (`x.grad[...] = 0`, `x.grad += g`) affect this tensor only, as in torch."""
         if self._grad is None:
             self._grad = np.zeros_like(self._value)
+        elif not self._grad_own:  # the engine may share it (or hold a NumPy scalar): copy once
+            self._grad = np.array(self._grad, dtype=self._value.dtype)
+        self._grad_own = True
         return self._grad
 
     @grad.setter
     def grad(self, new):
-        self._grad = np.asarray(new, dtype=self._value.dtype)
+        self._grad = np.array(new, dtype=self._value.dtype)
+        self._grad_own = True
 
     @property
     def shape(self) -> tuple:
@@ -180,6 +190,7 @@ class Tensor:
 
     def _add_grad(self, g: np.ndarray) -> None:
         self._grad = g if self._grad is None else self._grad + g
+        self._grad_own = False
 
     # ----------------------------------------------------------------- graph
     def _walk(self):
@@ -229,9 +240,11 @@ class Tensor:
             for t in stops:
                 t._grad = None
         self._grad = np.ones(self._value.shape, dtype=self._value.dtype)
+        self._grad_own = False
         for t in reversed(topo):
             if t._backward is not None and t._grad is not None:
-                t._backward(t._grad)
+                # an array the user may hold (read through `.grad`) is passed on as a copy
+                t._backward(t._grad.copy() if t._grad_own else t._grad)
 
 
 def array(*args, **kwargs) -> Tensor:

@@ -1,6 +1,8 @@
 """Matrix product with np.matmul semantics: 1-D operands and broadcast batch dimensions."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pygrad.ops._core import operand, result, tensor_method, unbroadcast
@@ -21,13 +23,19 @@ def _check(av: np.ndarray, bv: np.ndarray, op: str) -> None:
                          "cannot be broadcast together") from None
 
 
+def _rows(x: np.ndarray) -> np.ndarray:
+    """x as a 2-D matrix of its stacked rows (explicit sizes: `-1` is ambiguous when a
+    dimension is 0)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
 def _mm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """np.matmul for x, y of ndim >= 2; when x is batched, y has no real batch (its batch
     dims are all 1) and x at least as many dims, one GEMM over x's stacked rows replaces
     np.matmul's loop of small products."""
-    if x.ndim > 2 and x.ndim >= y.ndim and y.size == y.shape[-2] * y.shape[-1]:
+    if x.ndim > 2 and x.ndim >= y.ndim and math.prod(y.shape[:-2]) == 1:
         k, n = y.shape[-2:]
-        return (x.reshape(-1, k) @ y.reshape(k, n)).reshape(x.shape[:-1] + (n,))
+        return (_rows(x) @ y.reshape(k, n)).reshape(x.shape[:-1] + (n,))
     return np.matmul(x, y)
 
 
@@ -56,10 +64,9 @@ def matmul(a, b) -> Tensor:
             ga = _mm(g, b2.swapaxes(-1, -2))
             a._add_grad(unbroadcast(ga, a2).reshape(av.shape))
         if nb:
-            if b2.size == b2.shape[-2] * b2.shape[-1] and a2.ndim >= b2.ndim:
+            if math.prod(b2.shape[:-2]) == 1 and a2.ndim >= b2.ndim:
                 # b is shared by every batch entry: one GEMM sums over the batch.
-                k, n = a2.shape[-1], g.shape[-1]
-                gb = (a2.reshape(-1, k).T @ g.reshape(-1, n)).reshape(b2.shape)
+                gb = (_rows(a2).T @ _rows(g)).reshape(b2.shape)
             else:
                 gb = np.matmul(a2.swapaxes(-1, -2), g)
             b._add_grad(unbroadcast(gb, b2).reshape(bv.shape))

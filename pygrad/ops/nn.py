@@ -21,7 +21,8 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, max-shifted for stability."""
     xv = x._value
     ax = _one_axis(axis, xv, "softmax")
-    y = xv - xv.max(axis=ax, keepdims=True)   # in-place from here: one buffer, no temporaries
+    # initial=-inf: an empty axis gives an empty result, as in torch, instead of NumPy's error
+    y = xv - xv.max(axis=ax, keepdims=True, initial=-np.inf)   # in place from here: one buffer
     np.exp(y, out=y)
     y /= y.sum(axis=ax, keepdims=True)
 
@@ -37,7 +38,7 @@ def softmax_log(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along `axis`, computed as x - max - log(sum(exp(x - max)))."""
     xv = x._value
     ax = _one_axis(axis, xv, "softmax_log")
-    y = xv - xv.max(axis=ax, keepdims=True)
+    y = xv - xv.max(axis=ax, keepdims=True, initial=-np.inf)   # as in softmax
     y -= np.log(np.exp(y).sum(axis=ax, keepdims=True))
 
     def backward(g):

@@ -59,6 +59,7 @@ def std(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
             g = np.expand_dims(g, axes)
         with np.errstate(divide="ignore", invalid="ignore"):
             g_var = np.where(y == 0, 0.0, g / (2 * y))
-        x._add_grad(((2.0 / count) * g_var * centred).astype(xv.dtype, copy=False))
+        scale = 2.0 / count if count else 0.0  # an empty axis: x has no entries to receive any
+        x._add_grad((scale * g_var * centred).astype(xv.dtype, copy=False))
     value = y if keepdims else np.squeeze(y, axis=axes)
     return result(value, (x,), backward)
