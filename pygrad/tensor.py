@@ -243,8 +243,7 @@ class Tensor:
         self._grad_own = False
         for t in reversed(topo):
             if t._backward is not None and t._grad is not None:
-                # an array the user may hold (read through `.grad`) is passed on as a copy
-                t._backward(t._grad.copy() if t._grad_own else t._grad)
+                t._backward(t._grad)
 
 
 def array(*args, **kwargs) -> Tensor:

@@ -119,7 +119,7 @@ def mask_idcs(x: Tensor, idcs, value: float = 0.0) -> Tensor:
         raise ValueError(f"mask_idcs: indices are out of range for a tensor of shape {xv.shape}: {exc}") from None
 
     def backward(g):
-        gx = g.copy()
+        gx = np.array(g)  # a copy; g may be a NumPy scalar when x is 0-D
         gx[idcs] = 0
         x._add_grad(gx)
     return result(out, (x,), backward)
