@@ -1,0 +1,89 @@
+"""`python -m benchmarks`: run every workload, print the table, write the JSON.
+
+NumPy must not be imported before `main` has cleaned the BLAS environment, so every
+NumPy-using module is imported inside `main`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from benchmarks.registry import ORDER
+
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time pygrad against PyTorch (float64, same process, same thread count) "
+                    "and check each workload against its goal. Never fails on a missed goal.")
+    p.add_argument("--quick", action="store_true",
+                   help="run every workload once with tiny repeat counts (a smoke test for CI; "
+                        "the numbers mean nothing)")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
+                   help=f"where to write the results (default: {DEFAULT_JSON.name} next to this package)")
+    p.add_argument("--repeat", type=int, default=7, metavar="N",
+                   help="interleaved samples per framework; the best is kept (default 7)")
+    p.add_argument("--only", nargs="+", choices=ORDER, metavar="WORKLOAD",
+                   help=f"run only these workloads ({', '.join(ORDER)})")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="BLAS threads for NumPy and torch threads (default: what NumPy's BLAS uses)")
+    p.add_argument("--check-budget", type=float, default=20.0, metavar="SECONDS",
+                   help="budget of each `python -m reference` run in the scaling row (default 20)")
+    p.add_argument("--memory-steps", type=int, default=100, metavar="N",
+                   help="training steps of the memory row (default 100)")
+    p.add_argument("--keep-blas-env", action="store_true",
+                   help="do not re-run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
+    p.add_argument("--profile", choices=ORDER[:5], metavar="WORKLOAD",
+                   help="instead of the table, cProfile pygrad's step of one workload")
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from benchmarks.environment import reexec_without_blas_vars
+    if not args.keep_blas_env:
+        reexec_without_blas_vars()
+
+    from rich.console import Console
+
+    from benchmarks.environment import Threads, machine_info
+    from benchmarks.registry import Config, run, workloads
+    from benchmarks.report import print_report, write_json
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 130))
+    threads = Threads(args.threads)
+    if args.profile:
+        from benchmarks.profiling import profile
+        profile(args.profile, console, repeat=args.repeat)
+        return 0
+    machine = machine_info(threads)
+    config = Config(quick=args.quick, repeat=1 if args.quick else args.repeat,
+                    check_budget=args.check_budget, memory_steps=args.memory_steps,
+                    threads=args.threads)
+    load = machine["load_average_at_start"]
+    if load and load[0] >= 1.0:
+        console.print(f"[yellow]the machine is busy (1-minute load average {load[0]:.2f}): "
+                      "timings will be noisy; best-of-N only partly makes up for it[/]")
+    rows = []
+    for workload in workloads():
+        if args.only and workload.id not in args.only:
+            continue
+        with console.status(f"[bold]{workload.title}[/] …"):
+            rows.append(run(workload, config))
+    print_report(console, rows, machine)
+    if args.quick:
+        console.print("[yellow]--quick: every step ran once, unwarmed; the times and results above "
+                      "are a smoke test, not measurements[/]")
+    settings = {"quick": args.quick, "repeat": config.repeat, "check_budget_s": args.check_budget,
+                "memory_steps": args.memory_steps, "command": sys.orig_argv}
+    write_json(args.json, rows, machine, settings)
+    console.print(f"results written to {args.json}")
+    return 1 if any(row.status == "error" for row in rows) else 0

@@ -1,0 +1,229 @@
+"""`python -m benchmarks --profile WORKLOAD`: where does pygrad's time go?
+
+Two views of one workload:
+
+1. The *NumPy floor*: the same forward and backward written as straight NumPy (no graph,
+   no Tensors), with the kernels pygrad itself uses. pygrad minus the floor is the
+   framework's overhead (object creation, closures, the graph walk, gradient plumbing);
+   floor versus torch is the kernels' own gap, which no overhead work can close.
+2. cProfile of pygrad's step, own time grouped by where it is spent. NumPy's operators
+   (`a * b`, `a @ b`) are not function calls cProfile can see: their time is charged to the
+   Python function that applies them (an op's forward or its backward rule). cProfile also
+   adds a fixed cost per Python call, so call-heavy code looks more expensive here than it
+   is; read the shares next to the floor.
+
+It also reports the time the cyclic garbage collector spends per step and the minor page
+faults per step (fresh memory from the OS): both grow when graphs are freed only by the
+collector instead of by reference counting.
+"""
+from __future__ import annotations
+
+import cProfile
+import gc
+import pstats
+import resource
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import ops, training
+from benchmarks.report import seconds
+from benchmarks.timing import calls_per_sample, interleaved_best
+
+
+# ----------------------------------------------------------------- NumPy floors
+def floor_chain():
+    x = ops._chain_input()
+
+    def step():
+        saved, y = [], x
+        for _ in range(ops.CHAIN_OPS // 4):
+            c = np.tanh(y * x + x)
+            saved.append((y, c))
+            y = c * x
+        g, gx = np.ones_like(y), np.zeros_like(x)
+        for y_in, c in reversed(saved):
+            gx = gx + g * c                       # y = c * x
+            gb = (g * x) * (1 - c * c)            # c = tanh(b)
+            gx = gx + gb                          # b = a + x
+            gx = gx + gb * y_in                   # a = y_in * x
+            g = gb * x
+        return gx + g                             # the first y is x itself
+    return step
+
+
+def floor_mlp():
+    a = training.mlp_arrays()
+    x, t = a["x"], a["t"]
+    w1, b1, w2, b2 = (a[k].copy() for k in ("W1", "b1", "W2", "b2"))
+    n = training.BATCH
+
+    def step():
+        nonlocal w1, b1, w2, b2
+        x2 = x.reshape(-1, training.IN)
+        pre = x2 @ w1[0] + b1[0]
+        h = np.maximum(pre, 0)
+        logits = h @ w2[0] + b2[0]
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        t2 = t.reshape(n, -1)
+        _loss = -(t2 * logp).sum() / n
+        g_logp = -t2 / n
+        g_logits = g_logp - np.exp(logp) * g_logp.sum(axis=-1, keepdims=True)
+        gw2, gb2 = h.T @ g_logits, g_logits.sum(axis=0)
+        g_pre = (g_logits @ w2[0].T) * (pre > 0)
+        gw1, gb1 = x2.T @ g_pre, g_pre.sum(axis=0)
+        _gx = g_pre @ w1[0].T                     # pygrad also computes the input's gradient
+        w1, b1 = w1 - training.LR * gw1[None], b1 - training.LR * gb1[None, None]
+        w2, b2 = w2 - training.LR * gw2[None], b2 - training.LR * gb2[None, None]
+    return step
+
+
+def floor_conv():
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    kv, xv = ops._conv_arrays()
+    k2 = kv.reshape(4, 25)
+
+    def step():
+        cols = sliding_window_view(xv, (5, 5), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5).reshape(-1, 25)
+        out = (cols @ k2.T).reshape(32, 24, 24, 4).transpose(0, 3, 1, 2)
+        g_rows = np.ones_like(out).transpose(0, 2, 3, 1).reshape(-1, 4)
+        _gk = g_rows.T @ cols
+        g_cols = (g_rows @ k2).reshape(32, 24, 24, 1, 5, 5)
+        gx = np.zeros_like(xv)
+        for i in range(5):
+            for j in range(5):
+                gx[:, :, i:i + 24, j:j + 24] += g_cols[..., i, j].transpose(0, 3, 1, 2)
+        return gx
+    return step
+
+
+def floor_softmax():
+    x = ops._softmax_input()
+
+    def step():
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        y = e / e.sum(axis=-1, keepdims=True)
+        gy = np.ones_like(y) * y
+        return gy - y * gy.sum(axis=-1, keepdims=True)
+    return step
+
+
+FLOORS = {"elementwise_chain": floor_chain, "mlp_step": floor_mlp, "conv2d": floor_conv,
+          "softmax": floor_softmax, "module_mlp_step": floor_mlp}
+BUILDERS = {"elementwise_chain": (ops.chain_pygrad, ops.chain_torch),
+            "mlp_step": (training.mlp_pygrad, training.mlp_torch),
+            "conv2d": (ops.conv_pygrad, ops.conv_torch),
+            "softmax": (ops.softmax_pygrad, ops.softmax_torch),
+            "module_mlp_step": (training.module_pygrad, training.module_torch)}
+
+
+# ----------------------------------------------------------------- GC and page faults
+def _collector_cost(step, calls: int) -> tuple[float, float, float]:
+    """(seconds of cyclic GC per step, collections per step, seconds per step) over `calls`
+    steps."""
+    spent, runs, started = [0.0], [0], [0.0]
+
+    def callback(phase, _info):
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - started[0]
+            runs[0] += 1
+    gc.collect()
+    gc.callbacks.append(callback)
+    start = time.perf_counter()
+    try:
+        for _ in range(calls):
+            step()
+    finally:
+        gc.callbacks.remove(callback)
+    return spent[0] / calls, runs[0] / calls, (time.perf_counter() - start) / calls
+
+
+def _minor_faults(step, calls: int) -> float:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
+# ----------------------------------------------------------------- cProfile grouping
+def category(filename: str, func: str) -> str:
+    """Where a profiled function's own time goes."""
+    path = filename.replace("\\", "/")
+    if "/pygrad/" in path:
+        base = path.rsplit("/", 1)[-1]
+        if base == "tensor.py":
+            return {"_walk": "graph walk (Tensor._walk)", "backward": "reverse loop (Tensor.backward)",
+                    "_result": "Tensor._result", "_add_grad": "Tensor._add_grad"}.get(
+                func, f"Tensor.{func}")
+        if base == "_core.py":
+            return f"{func}()"
+        if "/ops/" in path:
+            return ("op backward rules (Python + NumPy operators)" if func == "backward"
+                    else "op forward functions (Python + NumPy operators)")
+        return f"{base.removesuffix('.py')} (Module/layers/optim)"
+    if path.endswith("copy.py"):
+        return "copy.deepcopy (model_reset + first call)"
+    if "/numpy/" in path:
+        return "NumPy Python-level wrappers"
+    if filename == "~":
+        return "NumPy C methods" if ("numpy" in func or "ndarray" in func) else "Python builtins"
+    if "/benchmarks/" in path:
+        return "benchmark harness"
+    return "other Python"
+
+
+def profile(workload: str, console: Console, repeat: int = 7) -> dict:
+    build_pg, build_tc = BUILDERS[workload]
+    pg, tc, floor = build_pg(), build_tc(), FLOORS[workload]()
+    timed = interleaved_best({"pygrad": pg.step, "numpy floor": floor, "torch": tc.step}, repeat)
+    best = {name: t["best_s"] for name, t in timed.items()}
+
+    summary = Table(title=f"{workload}: pygrad vs the NumPy floor vs torch (best of {repeat})")
+    for col in ("", "time", "x torch", "share of pygrad"):
+        summary.add_column(col, justify="right" if col else "left")
+    for name, t in best.items():
+        summary.add_row(name, seconds(t), f"{t / best['torch']:.2f}x", f"{t / best['pygrad']:.0%}")
+    summary.add_row("pygrad overhead (pygrad - floor)", seconds(best["pygrad"] - best["numpy floor"]),
+                    "", f"{(best['pygrad'] - best['numpy floor']) / best['pygrad']:.0%}")
+    console.print(summary)
+
+    calls = max(calls_per_sample(pg.step, 0.5), 1)
+    gc_s, gc_runs, step_s = _collector_cost(pg.step, calls)
+    console.print(f"cyclic GC: {seconds(gc_s)} per step ({gc_s / step_s:.0%} of the {seconds(step_s)} "
+                  "mean step of that loop), "
+                  f"{gc_runs:.2f} collections per step; {_minor_faults(pg.step, calls):.0f} minor page "
+                  "faults per step")
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        pg.step()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = sum(v[2] for v in stats.stats.values())
+    groups: dict[str, float] = {}
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
+        groups[category(filename, func)] = groups.get(category(filename, func), 0.0) + tt
+        rows.append((tt, nc / calls, f"{filename.rsplit('/', 1)[-1]}:{line}({func})"))
+
+    by_group = Table(title=f"cProfile own time by place ({calls} steps, profiler overhead included)")
+    for col in ("place", "share", "per step"):
+        by_group.add_column(col, justify="left" if col == "place" else "right")
+    for name, tt in sorted(groups.items(), key=lambda kv: -kv[1]):
+        by_group.add_row(name, f"{tt / total:.1%}", seconds(tt / calls))
+    console.print(by_group)
+
+    top = Table(title="top functions by own time")
+    for col in ("function", "calls/step", "share", "per step"):
+        top.add_column(col, justify="left" if col == "function" else "right")
+    for tt, per_step, name in sorted(rows, reverse=True)[:20]:
+        top.add_row(name, f"{per_step:g}", f"{tt / total:.1%}", seconds(tt / calls))
+    console.print(top)
+    return {"times": best, "groups": {k: v / total for k, v in groups.items()}}

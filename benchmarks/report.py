@@ -1,0 +1,89 @@
+"""The report: a rich table on the terminal and the same rows as JSON."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.registry import Row
+
+STYLE = {"pass": "green", "miss": "red", "not available": "yellow", "error": "bold red"}
+
+
+def seconds(t: float | None) -> str:
+    if t is None:
+        return "—"
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t * 1e9:.3g} ns"
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return "—"
+    sign = "-" if n < 0 else "+" if n > 0 else "±"
+    n = abs(n)
+    for scale, unit in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= scale:
+            return f"{sign}{n / scale:.3g} {unit}"
+    return f"{sign}{n:.0f} B"
+
+
+def cells(row: Row) -> tuple[str, str, str]:
+    """(pygrad, torch, ratio) cells; memory and scaling rows show what they measured."""
+    if row.status in ("not available", "error"):
+        return "—", "—", "—"
+    if row.id == "memory":
+        s = row.details["summary"]
+        pg, tc = s["pygrad"], s["torch"]
+        peak = pg["traced_peak_step2_bytes"] or pg["traced_peak_max_bytes"]
+        return (f"peak {size(peak)[1:]}/step, {size(pg['traced_growth_after_step2_bytes'])} after step 2",
+                f"RSS {size(tc['rss_growth_after_step2_bytes'])} after step 2", "—")
+    if row.id == "check_scaling":
+        one, two = row.details["runs"]
+        return (f"1 worker {one['examples_per_s']:.3g} ex/s → 2 workers {two['examples_per_s']:.3g} ex/s",
+                "—", f"{row.ratio:.2f}x")
+    return seconds(row.pygrad_s), seconds(row.torch_s), "—" if row.ratio is None else f"{row.ratio:.2f}x"
+
+
+def table(rows: list[Row], machine: dict) -> Table:
+    blas = machine["numpy_blas"]
+    caption = (f"{machine['cpu_model']} · {machine['logical_cores']} logical cores · "
+               f"numpy {machine['numpy']} ({blas.get('internal_api')} {blas.get('version')}, "
+               f"kernel {machine['blas_kernel']}, {machine['numpy_blas_threads']} threads) · "
+               f"torch {machine['torch']} ({machine['torch_threads']} threads) · float64")
+    t = Table(title="pygrad vs PyTorch (ratio = pygrad / torch, best of N, interleaved)",
+              caption=caption)
+    for name, kw in (("workload", {}), ("pygrad", {"justify": "right"}), ("torch", {"justify": "right"}),
+                     ("ratio", {"justify": "right"}), ("goal", {"justify": "center"}), ("result", {})):
+        t.add_column(name, **kw)
+    for row in rows:
+        pg, tc, ratio = cells(row)
+        t.add_row(row.workload, pg, tc, ratio, row.goal, f"[{STYLE[row.status]}]{row.status}[/]")
+    return t
+
+
+def print_report(console: Console, rows: list[Row], machine: dict) -> None:
+    console.print(table(rows, machine))
+    for row in rows:
+        if "reason" in row.details:
+            console.print(f"[{STYLE[row.status]}]{row.id}: {row.details['reason']}[/]")
+        if row.details.get("same_result") is False:
+            console.print(f"[red]{row.id}: pygrad and torch results differ — the timings compare "
+                          "different computations[/]")
+    removed = machine["blas_env_removed"]
+    if removed:
+        console.print("ran without " + ", ".join(f"{k}={v}" for k, v in removed.items())
+                      + f"; NumPy's BLAS kernel: {machine['blas_kernel']}")
+
+
+def write_json(path: Path, rows: list[Row], machine: dict, settings: dict) -> None:
+    data = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
+            "machine": machine, "rows": [asdict(row) for row in rows]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

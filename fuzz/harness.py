@@ -1,0 +1,37 @@
+"""The one helper every fuzz test uses: check a drawn case, report it, steer hypothesis."""
+from __future__ import annotations
+
+from hypothesis import note, reject, target
+
+from reference import session
+from reference.check import InvalidExample, check_program
+from reference.programs import program_code
+
+
+def run_case(case, op: str | None = None, fd: bool = False, require_fd: bool = False,
+             passes: int = 1):
+    """Check `case` against torch (and finite differences when `fd`), record its statistics
+    for the gate, and return the Outcome. Examples the oracles cannot judge are rejected;
+    with `require_fd`, so are examples where FD could not run (the strategy should have
+    kept them away from kinks)."""
+    session.check_budget()  # after every draw: stopping earlier would look flaky to hypothesis
+    note(f"program (noise seed {case.seed}):\n{program_code(case.program, case.values)}")
+    with session.example():
+        try:
+            out = check_program(case.program, case.values, case.seed, fd=fd, passes=passes)
+        except InvalidExample as e:
+            note(f"invalid example: {e}")
+            out = None
+    if out is None:
+        session.invalid()
+        reject()
+    if require_fd and out.err_fd is None:
+        note(f"finite differences skipped: {out.fd_skipped}")
+        session.invalid()
+        reject()
+    ops = [op] if op else case.program.ops()
+    session.record(out.err_torch, out.err_fd, out.per_op, ops, case.features)
+    target(min(out.err_torch, 1e6), label="error/tolerance against torch")
+    if out.err_fd is not None:
+        target(min(out.err_fd, 1e6), label="error/tolerance against finite differences")
+    return out
