@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, metavar="N",
                    help="BLAS threads for NumPy and torch threads (default: what NumPy's BLAS uses)")
     p.add_argument("--check-budget", type=float, default=20.0, metavar="SECONDS",
-                   help="budget of each `python -m reference` run in the scaling row (default 20)")
+                   help="budget of each `python -m reference` run in the scaling row "
+                        "(default 20; --quick uses 3)")
     p.add_argument("--memory-steps", type=int, default=100, metavar="N",
                    help="training steps of the memory row (default 100)")
     p.add_argument("--keep-blas-env", action="store_true",

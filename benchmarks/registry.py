@@ -64,8 +64,10 @@ class Workload:
 
 @dataclass
 class Row:
-    """One line of the report. `times` holds every duration measured (seconds, all > 0);
-    `value` is what the goal is checked against (ratio, seconds, flatness, speedup)."""
+    """One line of the report. `pygrad_s`/`torch_s`: the two compared times (pairs and import
+    time; None where the row compares something else). `times` holds every duration measured
+    (seconds, all > 0). `value` is what the goal is checked against (ratio, seconds,
+    flatness, speedup)."""
     id: str
     workload: str
     goal: str

@@ -18,7 +18,7 @@ def seconds(t: float | None) -> str:
     if t is None:
         return "—"
     for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if t >= scale:
+        if abs(t) >= scale:
             return f"{t / scale:.3g} {unit}"
     return f"{t * 1e9:.3g} ns"
 

@@ -134,8 +134,10 @@ def module_pygrad() -> Bench:
         last["loss"] = loss
 
     def observe():
-        layers = (model.dense1, model.dense2)
-        return [last["loss"].value] + [v for l in layers for v in (l.W.value, l.B.value)]
+        out = [last["loss"].value]
+        for layer in (model.dense1, model.dense2):
+            out += [layer.W.value, layer.B.value]
+        return out
     return Bench(step, observe)
 
 
@@ -153,10 +155,11 @@ def module_torch() -> Bench:
         optim.step()
         last["loss"] = loss
 
-    def observe():
-        layers = (model.dense1, model.dense2)
-        return [last["loss"].detach().numpy()] + [
-            v for l in layers for v in (l.weight.detach().numpy().T[None], l.bias.detach().numpy()[None, None])]
+    def observe():  # in pygrad's layout: W (1, in, out), B (1, 1, out)
+        out = [last["loss"].detach().numpy()]
+        for layer in (model.dense1, model.dense2):
+            out += [layer.weight.detach().numpy().T[None], layer.bias.detach().numpy()[None, None]]
+        return out
     return Bench(step, observe)
 
 

@@ -107,16 +107,17 @@ def _ratio(err: np.ndarray, tol: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- expectations
-def expect(prog: Program, values, seed: int, passes: int = 1) -> Expectation:
+def expect(prog: Program, values, seed: int, passes: int = 1, stops=()) -> Expectation:
     """Exact torch run + `RUNS` perturbed runs -> reference values, gradients, tolerances.
-    Raises InvalidExample for examples the oracles cannot judge."""
+    Raises InvalidExample for examples the oracles cannot judge. `stops`: nodes marked
+    learnable=False (see `oracles.run_torch`)."""
     u, tiny = U[prog.dtype], _tiny(prog.dtype)
     with np.errstate(all="ignore"):
-        ref = oracles.run_torch(prog, values, backward_passes=passes)
+        ref = oracles.run_torch(prog, values, backward_passes=passes, stops=stops)
         _validate(prog, ref)
         rng = np.random.default_rng(seed)
         noise = oracles.Noise(rng, u)
-        runs = [oracles.run_torch(prog, values, noise, backward_passes=passes)
+        runs = [oracles.run_torch(prog, values, noise, backward_passes=passes, stops=stops)
                 for _ in range(RUNS)]
     scale = noise.scale
     _classify_kinks(prog, ref, runs, scale)
@@ -460,12 +461,14 @@ def canonical(prog: Program) -> dict:
     return canon
 
 
-def expected_graph(prog: Program) -> tuple:
+def expected_graph(prog: Program, stops=()) -> tuple:
     """(topo, weights) as names, per the design: every learnable tensor that contributed to
-    the root, once, in post-order of a depth-first walk over the operands left to right."""
+    the root, once, in post-order of a depth-first walk over the operands left to right.
+    `stops`: nodes marked learnable=False (not in topo, and not walked through)."""
     canon = canonical(prog)
     operands = {n.name: [canon[o] for o in n.operands] for n in prog.nodes if canon[n.name] == n.name}
     learnable = {i.name: i.learnable for i in prog.inputs}
+    learnable.update({canon[s]: False for s in stops})
     leaf = {i.name: i.leaf for i in prog.inputs}
     root = canon[prog.root]
     topo, seen, stack = [], {root}, [(root, iter(operands.get(root, [])))]

@@ -520,25 +520,33 @@ def run_batch(spec: ModuleSpec, pg_model, twin, pairs, x, target, reset: bool = 
             if w.shape != p.shape or w.grad.shape != p.shape:
                 resized[where + p.name] = (w.shape, w.grad.shape)
 
-    twin.zero_grad()
-    tx = torch.tensor(xv.astype(np.float64), requires_grad=True)
-    t_out = twin(tx)
-    t_loss = torch_loss(spec, t_out, torch.tensor(tv.astype(np.float64)))
-    t_loss.backward()
-    params = dict(twin.named_parameters())
-    torch_grads = {}
-    for p in pairs:
-        g = params[p.torch_name].grad
-        torch_grads[p.name] = np.zeros(p.shape) if g is None else p.to_pygrad(g)
+    t_out, t_loss, torch_grads, t_x_grad = torch_batch(spec, twin, pairs, xv, tv)
     return BatchResult(
-        pg_out=np.array(out.value), torch_out=t_out.detach().numpy().copy(),
-        pg_loss=float(loss.value), torch_loss=float(t_loss.detach()),
+        pg_out=np.array(out.value), torch_out=t_out,
+        pg_loss=float(loss.value), torch_loss=t_loss,
         pg_grads=pg_grads, torch_grads=torch_grads,
-        pg_x_grad=np.array(x_t.grad), torch_x_grad=tx.grad.numpy().copy(),
+        pg_x_grad=np.array(x_t.grad), torch_x_grad=t_x_grad,
         original_grads={n: np.array(w.grad) for n, w in originals.items()},
         original_changed=[n for n, w in originals.items()
                           if w.value.shape != before[n].shape or not np.array_equal(w.value, before[n])],
         resized=resized, loss=loss)
+
+
+def torch_batch(spec: ModuleSpec, twin, pairs, x, target) -> tuple:
+    """(output, loss, {pair name: gradient in pygrad's layout}, gradient of x): one batch
+    through the twin in float64, with the twin's current parameters."""
+    twin.zero_grad()
+    tx = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+    t_out = twin(tx)
+    t_loss = torch_loss(spec, t_out, torch.tensor(np.asarray(target, dtype=np.float64)))
+    t_loss.backward()
+    params = dict(twin.named_parameters())
+    grads = {}
+    for p in pairs:
+        g = params[p.torch_name].grad
+        grads[p.name] = np.zeros(p.shape) if g is None else p.to_pygrad(g)
+    return (t_out.detach().numpy().copy(), float(t_loss.detach()), grads,
+            tx.grad.numpy().copy())
 
 
 def mismatches(r: BatchResult, rtol: float, atol: float) -> list:

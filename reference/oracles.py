@@ -82,7 +82,10 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy().copy()
 
 
-def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes: int = 1) -> TorchRun:
+def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes: int = 1,
+              stops=()) -> TorchRun:
+    """`stops`: nodes marked learnable=False in pygrad. Each is detached into a leaf of its
+    own: it receives the gradient of its consumers and passes none to its operands."""
     env: dict = {}
     for inp in prog.inputs:
         env[inp.name] = _as_t(values[inp.name]).requires_grad_(True)
@@ -107,7 +110,9 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
                 out = out + _as_t(noise.u * mag * noise.signs(mag.shape))
             if spec.bwd_abs is not None:
                 _hook_bwd(spec, args, ops, np_ops, raw, noise)
-        if out.requires_grad and out.grad_fn is not None:
+        if n.name in stops:
+            out = out.detach().requires_grad_(True)
+        elif out.requires_grad and out.grad_fn is not None:
             out.retain_grad()
         env[n.name] = out
 

@@ -33,6 +33,7 @@ ENV_SEED = "PYGRAD_CHECK_SEED"
 ENV_ONLY = "PYGRAD_CHECK_ONLY"
 BUDGET_SPENT = "pygrad-check: time budget spent"
 TICK_SECONDS = 0.5
+SHRINK_MIN, SHRINK_GRACE = 10.0, 10.0   # seconds of shrinking a gate run allows (see _cap_shrinking)
 
 
 @dataclass
@@ -122,8 +123,26 @@ def example():
         yield
     except Exception as exc:
         if _current is not None and not isinstance(exc, HypothesisException):
+            if not _current.failed:
+                _cap_shrinking()
             _current.failed = True
         raise
+
+
+def _cap_shrinking() -> None:
+    """In a gate run, let hypothesis shrink a failure until SHRINK_GRACE seconds after the
+    drawing deadline (at least SHRINK_MIN seconds) instead of its own 300 s, so a failing
+    run still ends close to its budget. The reproducer may then be a little less minimal.
+    (This sets hypothesis' internal cap, read when shrinking starts; without it, nothing.)"""
+    if not os.environ.get(ENV_DEADLINE):
+        return
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover - hypothesis reorganised its internals
+        return
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        end = float(os.environ[ENV_DEADLINE])
+        engine.MAX_SHRINKING_SECONDS = max(SHRINK_MIN, end + SHRINK_GRACE - time.time())
 
 
 def record(err_torch: float, err_fd, per_op: dict, ops, features=()) -> None:
