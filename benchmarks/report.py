@@ -11,6 +11,7 @@ from rich.table import Table
 
 from benchmarks.registry import Row
 
+UNSTABLE = 1.5  # median/best above this: the samples disagree too much to trust the best
 STYLE = {"pass": "green", "miss": "red", "not available": "yellow", "error": "bold red"}
 
 
@@ -73,6 +74,13 @@ def print_report(console: Console, rows: list[Row], machine: dict) -> None:
     for row in rows:
         if "reason" in row.details:
             console.print(f"[{STYLE[row.status]}]{row.id}: {row.details['reason']}[/]")
+        spread = {name: t["median_s"] / t["best_s"] for name, t in row.details.get("timing", {}).items()
+                  if t["samples"] > 1}
+        noisy = {name: r for name, r in spread.items() if r > UNSTABLE}
+        if noisy:
+            console.print(f"[yellow]{row.id}: unstable timing (median/best "
+                          + ", ".join(f"{name} {r:.1f}x" for name, r in noisy.items())
+                          + "): another process probably competed for the CPU; rerun on a quiet machine[/]")
         if row.details.get("same_result") is False:
             console.print(f"[red]{row.id}: pygrad and torch results differ — the timings compare "
                           "different computations[/]")

@@ -35,3 +35,43 @@ def run_case(case, op: str | None = None, fd: bool = False, require_fd: bool = F
     if out.err_fd is not None:
         target(min(out.err_fd, 1e6), label="error/tolerance against finite differences")
     return out
+
+
+def run_check(check, case, row: str):
+    """Run an invariant check (`reference.invariants`) on `case`, record it under the
+    report row `row` (e.g. "module", "optim:Adam") and steer hypothesis toward large errors.
+    Examples the oracles cannot judge are rejected."""
+    session.check_budget()
+    note(f"{case!r}")
+    with session.example():
+        try:
+            worst = check(case)
+        except InvalidExample as e:
+            note(f"invalid example: {e}")
+            worst = None
+    if worst is None:
+        session.invalid()
+        reject()
+    session.record(worst, None, {row: worst}, [row], case.features)
+    target(min(worst, 1e6), label="error/tolerance against torch")
+    return worst
+
+
+def run_stop(case, stop: str):
+    """`check_stop` on a program case with node `stop` marked learnable=False."""
+    from reference.invariants import check_stop
+    session.check_budget()
+    note(f"program (noise seed {case.seed}):\n{program_code(case.program, case.values)}")
+    with session.example():
+        try:
+            out = check_stop(case.program, case.values, case.seed, stop)
+        except InvalidExample as e:
+            note(f"invalid example: {e}")
+            out = None
+    if out is None:
+        session.invalid()
+        reject()
+    session.record(out.err_torch, None, out.per_op, case.program.ops(),
+                   case.features | {"learnable=False node"})
+    target(min(out.err_torch, 1e6), label="error/tolerance against torch")
+    return out

@@ -39,7 +39,7 @@ MATMUL = "(m?,n),(n,p?)->(m?,p?)"
 def allowed_ops() -> list:
     """Ops the program strategies may use (`PYGRAD_CHECK_ONLY`, set by the gate's --only)."""
     only = os.environ.get("PYGRAD_CHECK_ONLY", "")
-    names = [n for n in only.split(",") if n] or list(OPS)
+    names = [n for n in only.split(",") if n in OPS] or list(OPS)  # rows like "module" are not ops
     return sorted(names)
 
 
@@ -555,3 +555,145 @@ def features(prog: Program, vals: dict) -> set:
     if prog.dtype == "float32":
         out.add("float32")
     return out
+
+
+# ---------------------------------------------------------------------------- Modules and optimizers
+MODULE_KINDS = ("linear", "flatten", "relu", "tanh", "sigmoid", "softmax", "addnorm", "dropout")
+_OPTIMIZERS = ("SGD", "SGD_Momentum", "RMSProp", "Adam")
+BATCH = st.integers(1, 4)
+
+
+@st.composite
+def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: bool = False):
+    """A consistent `ModuleSpec`, drawn layer by layer from the tracked per-sample shape:
+    Linear (with or without bias), Conv2D (kernel, stride, padding, outC) on (C, H, W)
+    activations, Flatten, ReLU/Tanh/Sigmoid, Softmax on a random non-batch axis, AddNorm
+    (skip: its own input or an earlier activation of the same shape), Dropout (eval), then
+    the loss: cce needs (n, w) logits (a Flatten is appended to a conv stack), bce a final
+    Sigmoid or Softmax (a Sigmoid is appended when missing). `weights`: at least one layer
+    with weights (a Linear is appended to a model without)."""
+    from reference.modules import LOSSES, Layer, ModuleSpec, shapes
+    dtype = dtype or draw(st.sampled_from(DTYPES))
+    conv = draw(st.booleans())
+    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6))) if conv \
+        else (draw(st.integers(1, 3)), draw(st.integers(1, 5)))
+    acts, layers = [shape], []
+    for _ in range(draw(st.integers(0, max_layers))):
+        cur = acts[-1]
+        kind = draw(st.sampled_from(MODULE_KINDS + (("conv",) * 4 if len(cur) == 3 else ())))
+        if kind == "linear":
+            layer = Layer("linear", out=draw(st.integers(1, 5)), bias=draw(st.booleans()))
+        elif kind == "conv":
+            pad = draw(st.integers(0, 1))
+            kh, kw = draw(st.integers(1, min(3, cur[1] + 2 * pad))), draw(st.integers(1, min(3, cur[2] + 2 * pad)))
+            layer = Layer("conv", out=draw(st.integers(1, 3)), kernel=(kh, kw), stride=draw(st.integers(1, 2)),
+                          padding=pad, bias=draw(st.booleans()))
+        elif kind == "softmax":
+            layer = Layer("softmax", axis=draw(st.sampled_from(sorted({-1, 1, -len(cur)}))))
+        elif kind == "addnorm":
+            if cur[-1] < 2:
+                continue   # a row of one entry normalises to exactly 0: nothing to check
+            same = [j for j, s in enumerate(acts) if s == cur]
+            layer = Layer("addnorm", skip=draw(st.sampled_from([None] + same)),
+                          gain=draw(st.sampled_from([1.0, 0.5, 2.0])), shift=draw(st.sampled_from([0.0, 0.25])),
+                          epsilon=1e-5)
+        else:
+            layer = Layer(kind)
+        layers.append(layer)
+        acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
+    if weights and not any(layer.kind in ("linear", "conv") for layer in layers):
+        layers.append(Layer("linear", out=draw(st.integers(1, 5)), bias=draw(st.booleans())))
+    loss = draw(st.sampled_from(LOSSES))
+    if loss == "cce" and len(acts[-1]) != 2:
+        layers.append(Layer("flatten"))
+    if loss == "bce" and (not layers or layers[-1].kind not in ("sigmoid", "softmax")):
+        layers.append(Layer("sigmoid"))
+    return ModuleSpec(shape, tuple(layers), loss=loss, dtype=dtype)
+
+
+@st.composite
+def optim_specs(draw, kind: str):
+    """Random hyper-parameters of optimizer `kind`: lr in [1e-3, 0.3], beta (SGD_Momentum's,
+    RMSProp's, Adam's beta1) in [0, 0.99], Adam's beta2 in [0.5, 0.9999], eps in [1e-8, 0.1]
+    (log-uniform), so eps is sometimes comparable to sqrt(v) and matters."""
+    from reference.modules import OptimSpec
+    lr = 10 ** draw(st.floats(-3, math.log10(0.3)))
+    beta = draw(st.floats(0.0, 0.99))
+    beta2 = draw(st.floats(0.5, 0.9999))
+    eps = 10 ** draw(st.floats(-8, -1))
+    return OptimSpec(kind, lr=lr, beta=beta, beta2=beta2, eps=eps)
+
+
+def _batch(spec, size: int, seed: int, zeros: float):
+    from reference.modules import make_batch
+    return make_batch(spec, size, seed, zeros=zeros)
+
+
+def _module_features(spec, batches) -> set:
+    out = {"module call"}
+    sizes = [len(x) for x, _ in batches]
+    if 1 in sizes:
+        out.add("batch size 1")
+    if len(set(sizes)) > 1:
+        out.add("batch size changes")
+    if spec.dtype == "float32":
+        out.add("float32")
+    kinds = [layer.kind for layer in spec.layers]
+    if any(x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in batches) and kinds[:2] == ["linear", "relu"] \
+            and not spec.layers[0].bias:
+        out.add("exact zero at a kink")
+    return out
+
+
+@st.composite
+def module_cases(draw, step: bool = False):
+    """Calls of a random Module: 1-3 calls of batch size 1-4 (it changes between calls),
+    each maybe after `model_reset()`; with `step`, two calls with an optimizer step between,
+    and model_reset() before the second or not. Values last: weights from a seed, batches
+    from `make_batch` (zero rows now and then: exact zeros at a ReLU after a bias-free
+    Linear)."""
+    from reference.invariants import ModuleCase
+    spec = draw(module_specs(), label="spec")
+    n_calls = 2 if step else draw(st.integers(1, 3))
+    sizes = [draw(BATCH) for _ in range(n_calls)]
+    resets = tuple([True] + [draw(st.booleans()) for _ in range(n_calls - 1)])
+    optim = draw(optim_specs(draw(st.sampled_from(_OPTIMIZERS)))) if step else None
+    zeros = draw(st.sampled_from([0.0, 0.3]))
+    seed = draw(st.integers(0, 2 ** 16))
+    batches = tuple(_batch(spec, b, seed + 1 + k, zeros) for k, b in enumerate(sizes))
+    noise = draw(st.integers(0, 2 ** 32 - 1))
+    feats = _module_features(spec, batches) | ({"optimizer step"} if step else set())
+    return ModuleCase(spec, seed, batches, resets, noise, optim, frozenset(feats))
+
+
+@st.composite
+def train_cases(draw, kind: str, accumulate: bool = False):
+    """Training a small random Module with optimizer `kind` for 3-10 steps (batch sizes 1-4
+    per step), random hyper-parameters, `model_reset()` before every call or never, the
+    target marked leaf=True or not, `model.weights` given in a shuffled order or not.
+    `accumulate`: each step is 2-3 equal chunks of 1-2 samples through `step_single`."""
+    from reference.invariants import TrainCase
+    spec = draw(module_specs(max_layers=4, weights=True), label="spec")
+    optim = draw(optim_specs(kind), label="optimizer")
+    n_steps = draw(st.integers(1, 3) if accumulate else st.integers(3, 10))
+    if accumulate:
+        shapes_ = [(draw(st.integers(2, 3)), draw(st.integers(1, 2))) for _ in range(n_steps)]
+    else:
+        shapes_ = [(1, draw(BATCH)) for _ in range(n_steps)]
+    reset, target_leaf = draw(st.booleans()), draw(st.booleans())
+    order = None
+    if draw(st.booleans()):
+        n = sum(1 + layer.bias for layer in spec.layers if layer.kind in ("linear", "conv"))
+        order = tuple(draw(st.permutations(range(n))))
+    zeros = draw(st.sampled_from([0.0, 0.3]))
+    seed = draw(st.integers(0, 2 ** 16))
+    steps = []
+    for k, (chunks, size) in enumerate(shapes_):
+        x, t = _batch(spec, chunks * size, seed + 1 + k, zeros)
+        steps.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(chunks)))
+    noise = draw(st.integers(0, 2 ** 32 - 1))
+    flags = {"later optimizer steps": n_steps > 1, "step_single": accumulate,
+             "target not leaf": not target_leaf, "no model_reset": not reset,
+             "shuffled parameters": order is not None and list(order) != sorted(order)}
+    feats = _module_features(spec, [c for s in steps for c in s]) | {k for k, v in flags.items() if v}
+    return TrainCase(spec, seed, optim, tuple(steps), reset, target_leaf, order, noise, frozenset(feats))

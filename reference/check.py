@@ -392,10 +392,11 @@ def backward_calls(passes: int = 1, repeat: bool = False) -> list:
 
 def regression(prog: Program, values, exp: Expectation | None, check: str, passes: int = 1,
                fd=None, calls: list | None = None, extra: list | None = None,
-               header: str = "") -> str:
-    """A ready-to-paste pytest test: the program as plain pygrad code, then assertions
-    against torch's values and gradients (or the finite difference) for this example."""
-    body = program_code(prog, values, backward=False).splitlines()
+               header: str = "", before: list | None = None) -> str:
+    """A ready-to-paste pytest test: the program as plain pygrad code (then the statements
+    `before`, e.g. `v3.learnable = False`), the backward calls, then assertions against
+    torch's values and gradients (or the finite difference) for this example."""
+    body = program_code(prog, values, backward=False).splitlines() + list(before or [])
     body += [f"{prog.root}.{c}" for c in (calls or backward_calls(passes))]
     body += extra or []
     if exp is not None:

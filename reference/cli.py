@@ -22,7 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reference import session
+from reference import selftest, session
+from reference.invariants import ROWS
 from reference.registry import OPS
 from reference.report import Stream, document, print_failures, regression_files, summarize, table
 
@@ -50,7 +51,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("dev", "ci", "thorough"), default="ci",
                    help="hypothesis profile (default ci)")
     p.add_argument("--only", nargs="+", default=None, metavar="OP",
-                   help="check only these registry ops (op tests, and programs built from them)")
+                   help="check only these registry ops (op tests, and programs built from them) "
+                        f"or rows ({', '.join(ROWS)})")
+    p.add_argument("--mutants", nargs="*", default=None, metavar="NAME",
+                   help="self-test: run the gate on each mutant of reference.mutants (all, or the "
+                        "named ones), --budget seconds each; exit 0 only if every one is killed")
+    p.add_argument("--ci-subset", action="store_true",
+                   help="with --mutants: (also) run the small diverse subset sized for CI")
     p.add_argument("--out", type=Path, default=Path("reference-failures"), metavar="DIR",
                    help="directory for the regression tests of failures (default reference-failures/)")
     return p
@@ -61,9 +68,14 @@ def _validate(args) -> None:
         raise UsageError(f"--budget must be positive, got {args.budget}")
     if args.workers < 1:
         raise UsageError(f"-n must be at least 1, got {args.workers}")
-    unknown = sorted(set(args.only or ()) - set(OPS))
+    unknown = sorted(set(args.only or ()) - set(OPS) - set(ROWS))
     if unknown:
-        raise UsageError(f"--only: unknown op(s) {', '.join(unknown)}; known: {', '.join(OPS)}")
+        raise UsageError(f"--only: unknown op(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(list(OPS) + list(ROWS))}")
+    if selftest.unknown(args.mutants):
+        raise UsageError(f"--mutants: unknown mutant(s) {', '.join(selftest.unknown(args.mutants))}")
+    if args.ci_subset and args.mutants is None:
+        raise UsageError("--ci-subset goes with --mutants")
     if not (FUZZ / "test_ops.py").is_file():
         raise UsageError(f"the fuzz suite is not next to the reference package ({FUZZ})")
 
@@ -76,6 +88,8 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     try:
         _validate(args)
+        if args.mutants is not None:
+            return selftest.run(args, console)
         return run(args, console)
     except UsageError as e:
         console.print(f"[bold red]usage error:[/] {e}")
@@ -92,7 +106,7 @@ def main(argv=None) -> int:
 def run(args, console: Console) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2 ** 31)
     only = list(dict.fromkeys(args.only or ()))
-    ops = only or list(OPS)
+    ops = only or list(OPS) + list(ROWS)
     start = time.time()
     # Drawing stops a little before the budget: pytest must still finish and report.
     draw_until = start + args.budget - min(5.0, 0.1 * args.budget)

@@ -1,10 +1,12 @@
 """pytest plugin of the reference suite (loaded by the root conftest.py).
 
-- `--only` (env `PYGRAD_CHECK_ONLY`): deselects the op tests of other ops;
+- `--only` (env `PYGRAD_CHECK_ONLY`): deselects the op tests of other ops (and the rows
+  `module`, `optim:<kind>` not named; the program tests when only such rows are named);
 - opens and closes each test's statistics in `reference.session`;
 - turns the "budget spent" skip of a gate run into a pass;
 - turns a failing test's exception into failure records: a `Mismatch` (possibly inside a
-  hypothesis exception group) is a finding; anything else is an internal error of the
+  hypothesis exception group) is a finding, and so is a property test's plain failed
+  `assert` (check `invariant`, no reproducer); anything else is an internal error of the
   suite, which the gate reports with exit status 2, never 1.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 
 from reference import session
 from reference.check import Mismatch
+from reference.registry import OPS
 
 
 def _op_param(item) -> str | None:
@@ -27,8 +30,16 @@ def _op_param(item) -> str | None:
 def pytest_collection_modifyitems(config, items):
     only = session.only_ops()
     if only:
-        keep = [i for i in items if _op_param(i) in (None, *only)]
-        dropped = [i for i in items if _op_param(i) not in (None, *only)]
+        # Tests with an `op` parameter (a registry op, or a row such as "module") run when
+        # selected; the others (random programs, the engine) when a registry op is selected,
+        # and their programs are built from the selected ops.
+        programs = any(o in OPS for o in only)
+
+        def selected(item):
+            op = _op_param(item)
+            return op in only if op is not None else programs
+        keep = [i for i in items if selected(i)]
+        dropped = [i for i in items if not selected(i)]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep
@@ -64,11 +75,29 @@ def pytest_runtest_makereport(item, call):
         session.add_failure({"test": item.nodeid, "op": m.op, "check": m.check,
                              "message": f"{m.message}\nfirst wrong node: {m.first_wrong}",
                              "reproducer": _stamp(m.reproducer, item.nodeid), "internal": False})
-    if not found:
-        text = "".join(traceback.format_exception(exc)[-6:])
+    if found:
+        return
+    leaf = _first_leaf(exc)
+    if isinstance(leaf, AssertionError):
+        # A property test's plain assert failed: a finding, without a reproducer.
+        session.add_failure({"test": item.nodeid, "op": _op_param(item), "check": "invariant",
+                             "message": _describe(leaf), "reproducer": None, "internal": False})
+    else:
         session.add_failure({"test": item.nodeid, "op": _op_param(item), "check": "error",
-                             "message": f"internal error of the reference suite: {text}",
+                             "message": f"internal error of the reference suite: {_describe(leaf)}",
                              "reproducer": None, "internal": True})
+
+
+def _first_leaf(exc):
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc) -> str:
+    """`Type: message` and the innermost frames (hypothesis' notes left out)."""
+    frames = traceback.format_list(traceback.extract_tb(exc.__traceback__)[-3:])
+    return f"{type(exc).__name__}: {exc}\n" + "".join(frames)
 
 
 def _stamp(reproducer: str | None, nodeid: str) -> str | None:

@@ -7,6 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz.strategies import module_specs
 from reference.modules import (OPTIMIZERS, Layer, ModuleSpec, OptimSpec, SpecError, build, loss_fn,
                                make_batch, mismatches, print_module, run_batch, shapes, torch_weights,
                                train, weight)
@@ -173,48 +174,8 @@ def test_layer_rejects_an_unknown_kind_and_prints_only_what_it_sets():
 
 
 # ---------------------------------------------------------------------------- random specs
-@st.composite
-def specs(draw):
-    """Consistent specs drawn layer by layer from the tracked shape (an example for the fuzzers)."""
-    conv = draw(st.booleans())
-    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6))) if conv \
-        else (draw(st.integers(1, 3)), draw(st.integers(1, 5)))
-    acts, layers = [shape], []
-    for _ in range(draw(st.integers(0, 5))):
-        cur = acts[-1]
-        kinds = ["linear", "flatten", "relu", "tanh", "sigmoid", "softmax", "addnorm", "dropout"]
-        if len(cur) == 3:
-            kinds += ["conv"] * 4
-        kind = draw(st.sampled_from(kinds))
-        if kind == "linear":
-            layer = Layer("linear", out=draw(st.integers(1, 5)), bias=draw(st.booleans()))
-        elif kind == "conv":
-            kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-            pad = draw(st.integers(0, 1))
-            if kh > cur[1] + 2 * pad or kw > cur[2] + 2 * pad:
-                continue
-            layer = Layer("conv", out=draw(st.integers(1, 3)), kernel=(kh, kw), stride=draw(st.integers(1, 2)),
-                          padding=pad, bias=draw(st.booleans()))
-        elif kind == "softmax":
-            layer = Layer("softmax", axis=draw(st.sampled_from([-1, 1, -len(cur)])))
-        elif kind == "addnorm":
-            same = [j for j, s in enumerate(acts) if s == cur]
-            if cur[-1] < 2:
-                continue   # a row of one entry normalises to exactly 0
-            layer = Layer("addnorm", skip=draw(st.sampled_from([None] + same)),
-                          gain=draw(st.sampled_from([1.0, 0.5])), epsilon=1e-5)
-        else:
-            layer = Layer(kind)
-        layers.append(layer)
-        acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
-    losses = ["sse", "mse"] + (["cce"] if len(acts[-1]) == 2 else [])
-    if layers and layers[-1].kind in ("sigmoid", "softmax"):
-        losses.append("bce")
-    return ModuleSpec(shape, tuple(layers), loss=draw(st.sampled_from(losses)))
-
-
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=specs(), batch=st.integers(1, 4), seed=st.integers(0, 2 ** 16))
+@given(spec=module_specs(dtype="float64"), batch=st.integers(1, 4), seed=st.integers(0, 2 ** 16))
 def test_random_specs_agree_with_their_twin(spec, batch, seed):
     pg, twin, pairs = build(spec, seed)
     x, target = make_batch(spec, batch, seed)
