@@ -171,7 +171,7 @@ def table(results: list) -> Table:
         t.add_column(col, justify=just, overflow="fold")
     style = {"killed": "[green]killed[/]", "survived": "[bold red]SURVIVED[/]", "error": "[bold red]ERROR[/]"}
     for r in results:
-        first = r.first_failure if len(r.first_failure) <= 80 else r.first_failure[:77] + "..."
+        first = r.first_failure if len(r.first_failure) <= 72 else r.first_failure[:69] + "..."
         t.add_row(r.mutant, r.catches, style[r.status], ", ".join(r.checks) or "-", first,
                   f"{r.seconds:.1f}")
     return t
