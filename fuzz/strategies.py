@@ -204,9 +204,16 @@ def _plan_reduce(draw, spec, shape, fd, dtype):
 
 @st.composite
 def _plan_softmax(draw, spec, shape, fd, dtype):
-    if draw(st.booleans()):
+    """The default axis, any explicit axis, or (as often) a non-last one: a Jacobian rule
+    that only holds on the last axis hides there, and a uniform axis is the last one half of
+    the time on the small shapes drawn."""
+    nd = len(shape)
+    kind = draw(st.sampled_from(["default", "any", "non-last"] if nd > 1 else ["default", "any"]))
+    if kind == "default":
         return Plan({})
-    return Plan({"axis": draw(st.integers(-len(shape), len(shape) - 1))})
+    if kind == "any":
+        return Plan({"axis": draw(st.integers(-nd, nd - 1))})
+    return Plan({"axis": draw(st.sampled_from([a for a in range(-nd, nd) if a % nd != nd - 1]))})
 
 
 @st.composite

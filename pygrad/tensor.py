@@ -63,7 +63,7 @@ class Tensor:
     """
 
     __slots__ = ("_value", "_grad", "_grad_own", "label", "learnable", "leaf", "_prev", "_backward",
-                 "topo", "weights", "uid", "__weakref__")
+                 "_topo", "_weights", "uid", "__weakref__")
     # Makes `ndarray <op> Tensor` call the Tensor's reflected operator instead of broadcasting
     # the Tensor as an object.
     __array_ufunc__ = None
@@ -81,8 +81,7 @@ class Tensor:
         self.leaf = leaf
         self._prev = tuple(_prev)
         self._backward = None
-        self.topo = None
-        self.weights = None
+        self._topo = self._weights = None
         self.uid = next(_uids)
 
     @classmethod
@@ -98,8 +97,7 @@ class Tensor:
         out.leaf = True
         out._prev = prev
         out._backward = backward
-        out.topo = None
-        out.weights = None
+        out._topo = out._weights = None
         out.uid = None
         return out
 
@@ -193,6 +191,40 @@ class Tensor:
         self._grad_own = False
 
     # ----------------------------------------------------------------- graph
+    # `topo` and `weights` (filled by backward) end with self when self belongs to them. They
+    # are stored without that last entry and rebuilt on read, so a root does not hold a
+    # reference to itself: a reference cycle would keep every graph (values, gradients,
+    # closures) alive until Python's cycle collector happens to run.
+    @property
+    def topo(self):
+        return self._with_self(self._topo)
+
+    @topo.setter
+    def topo(self, nodes):
+        self._topo = self._without_self(nodes)
+
+    @property
+    def weights(self):
+        return self._with_self(self._weights)
+
+    @weights.setter
+    def weights(self, nodes):
+        self._weights = self._without_self(nodes)
+
+    def _with_self(self, stored):
+        if stored is None:
+            return None
+        nodes, had_self = stored
+        return nodes + [self] if had_self else list(nodes)
+
+    def _without_self(self, nodes):
+        """(nodes without a trailing self, whether there was one), or None."""
+        if nodes is None:
+            return None
+        nodes = list(nodes)
+        had_self = bool(nodes) and nodes[-1] is self
+        return (nodes[:-1] if had_self else nodes), had_self
+
     def _walk(self):
         """Post-order depth-first walk over `_prev`, left to right, iterative.
 
@@ -233,7 +265,7 @@ class Tensor:
         The root's gradient is set to ones either way."""
         topo, stops = self._walk()
         self.topo = topo
-        self.weights = [t for t in topo if not t.leaf]
+        self.weights = [t for t in topo if not t.leaf]  # setters drop a trailing self
         if reset_grad:
             for t in topo:
                 t._grad = None

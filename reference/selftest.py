@@ -95,6 +95,7 @@ class Result:
     checks: list            # check kinds of the failures found
     first_failure: str      # first line of the first failure's message (or why it is an error)
     seconds: float
+    examples: int = 0       # examples the gate ran
 
 
 def gate_command(budget: float, seed: int, workers: int, profile: str, report: Path, out: Path,
@@ -149,9 +150,10 @@ def run_mutant(mutant: Mutant, budget: float, seed: int, workers: int, profile: 
             except ValueError:
                 doc = None
         status, checks, first = classify(returncode, doc)
+        examples = sum(int(row.get("examples", 0)) for row in (doc or {}).get("ops", []))
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    return Result(mutant.name, mutant.catches, status, checks, first, time.time() - start)
+    return Result(mutant.name, mutant.catches, status, checks, first, time.time() - start, examples)
 
 
 def selection(names, ci_subset: bool) -> list:
@@ -167,13 +169,14 @@ def unknown(names) -> list:
 def table(results: list) -> Table:
     t = Table(title="pygrad reference suite: mutant self-test", title_justify="left")
     for col, just in (("mutant", "left"), ("expected check", "left"), ("killed?", "left"),
-                      ("check kinds seen", "left"), ("first failure", "left"), ("seconds", "right")):
+                      ("check kinds seen", "left"), ("first failure", "left"), ("examples", "right"),
+                      ("seconds", "right")):
         t.add_column(col, justify=just, overflow="fold")
     style = {"killed": "[green]killed[/]", "survived": "[bold red]SURVIVED[/]", "error": "[bold red]ERROR[/]"}
     for r in results:
         first = r.first_failure if len(r.first_failure) <= 72 else r.first_failure[:69] + "..."
         t.add_row(r.mutant, r.catches, style[r.status], ", ".join(r.checks) or "-", first,
-                  f"{r.seconds:.1f}")
+                  str(r.examples), f"{r.seconds:.1f}")
     return t
 
 
@@ -194,7 +197,8 @@ def run(args, console: Console) -> int:
             log = Path(tmp) / f"{m.name}.log"
             r = run_mutant(m, args.budget, seed, args.workers, args.profile, only, log=log)
             results.append(r)
-            console.print(f"{r.status} ({', '.join(r.checks) or '-'}) in {r.seconds:.1f} s", highlight=False)
+            console.print(f"{r.status} ({', '.join(r.checks) or '-'}) after {r.examples} examples, "
+                          f"{r.seconds:.1f} s", highlight=False)
             if r.status == "error":
                 console.print("\n".join(log.read_text(errors="replace").splitlines()[-25:]),
                               markup=False, highlight=False)
