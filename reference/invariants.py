@@ -253,18 +253,17 @@ class _Script:
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    def test(self, kind: str, asserts: list, header: str) -> str:
+    def test(self, kind: str, asserts: list, header: str, row: str = "module") -> str:
         """A ready-to-paste pytest file: imports, the model, and a test running the script."""
         body = self.lines + ["# expected: PyTorch float64 (torch.nn twin, torch.optim); "
                              "tolerance: reference.check's rule"] * bool(asserts) + asserts
         extra = [self.optim.kind] if self.optim is not None else []
         digest = hashlib.sha1("\n".join(body).encode()).hexdigest()[:8]
-        row = "optim" if self.optim is not None else "module"
         doc = f'"""Regression test written by the pygrad reference suite ({kind} check).\n{header}"""\n'
         head = ("import numpy as np\nfrom numpy import array, float32, float64\n\n"
                 + _imports(self.spec, extra) + "\n\n\n")
         return (doc + head + module_code(self.spec) + _CLOSE_HELPER
-                + f"\n\ndef test_{row}_{kind}_{digest}():\n"
+                + f"\n\ndef test_{re.sub(r'[^0-9A-Za-z]', '_', row)}_{kind}_{digest}():\n"
                 + "\n".join("    " + line for line in body) + "\n")
 
 
@@ -311,7 +310,7 @@ class _Run:
 
     def fail(self, kind: str, message: str, where: str, asserts=()) -> Mismatch:
         return Mismatch(kind, self.row, message, where,
-                        self.s.test(kind, list(asserts), self.header + "\n" + message))
+                        self.s.test(kind, list(asserts), self.header + "\n" + message, self.row))
 
     def pygrad(self, fn, where: str):
         """Run pygrad code `fn()`; an exception raised inside pygrad is an `error` finding

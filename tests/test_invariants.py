@@ -222,3 +222,22 @@ def test_learnable_false_left_in_topo_is_a_structure_finding(monkeypatch):
     with pytest.raises(Mismatch) as e:
         check_stop(prog, vals, seed=0, stop="v3")
     assert e.value.check == "structure"
+
+
+def test_the_gate_reports_module_and_optimizer_rows(tmp_path):
+    """`--only` takes the rows too; they are counted, pass on pygrad, keep the JSON schema."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    report = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "-m", "reference", "--budget", "12", "--only", "module", "optim:SGD",
+                        "-n", "1", "--seed", "0", "--json", str(report), "--out", str(tmp_path / "f")],
+                       cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(report.read_text())
+    assert [row["op"] for row in doc["ops"]] == ["module", "optim:SGD"]
+    for row in doc["ops"]:
+        assert set(row) == {"op", "examples", "max_err_torch", "max_err_fd", "status"}
+        assert row["examples"] > 0 and row["status"] == "pass" and 0 < row["max_err_torch"] <= 1
+    assert doc["failures"] == []
