@@ -6,6 +6,9 @@ regression test (also written under `--out`), and optionally a JSON report.
 
 Exit status: 0 no failures; 1 failures found; 2 usage or internal error (a crash of the
 suite itself is never reported as 1).
+
+`--mutants [NAME ...]` runs the self-test instead (`reference.selftest`): the gate on each
+deliberately broken pygrad, which it must fail on; exit 0 only if every mutant is killed.
 """
 from __future__ import annotations
 

@@ -239,5 +239,6 @@ def test_the_gate_reports_module_and_optimizer_rows(tmp_path):
     assert [row["op"] for row in doc["ops"]] == ["module", "optim:SGD"]
     for row in doc["ops"]:
         assert set(row) == {"op", "examples", "max_err_torch", "max_err_fd", "status"}
-        assert row["examples"] > 0 and row["status"] == "pass" and 0 < row["max_err_torch"] <= 1
+        # 0 is possible: a short run may only meet examples that agree with torch bit for bit
+        assert row["examples"] > 0 and row["status"] == "pass" and 0 <= row["max_err_torch"] <= 1
     assert doc["failures"] == []
