@@ -1,6 +1,6 @@
 """Random Modules (Linear, Conv2D, Flatten, ReLU/Tanh/Sigmoid, Softmax, AddNorm, Dropout in
-eval mode; sse, mse, cce and bce losses) called the way users call them, against their
-torch.nn twin. Any batch size, 1 included, changing between calls, with and without
+eval mode; sse, mse, cce and bce losses) called the way users call them, against PyTorch
+(float64, the model's layers and loss as registry ops). Any batch size, 1 included, changing between calls, with and without
 `model_reset()`; zero rows in the input put exact zeros on a ReLU's kink.
 
 Checked at every call (`reference.invariants.check_module`): the output and loss (value);
@@ -19,7 +19,7 @@ from reference.invariants import MODULE_ROW, check_module
 
 @pytest.mark.parametrize("op", [MODULE_ROW])
 @given(case=module_cases())
-def test_module_calls_match_the_torch_twin(op, case):
+def test_module_calls_match_torch(op, case):
     run_check(check_module, case, op)
 
 
