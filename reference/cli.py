@@ -25,10 +25,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reference import selftest, session
+from reference import listing, selftest, session
 from reference.invariants import ROWS
 from reference.registry import OPS
-from reference.report import Stream, document, print_failures, regression_files, summarize, table
+from reference.report import (Stream, document, markdown, print_failures, regression_files, summarize,
+                              table, write_markdown)
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -63,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
                    help="with --mutants: (also) run the small diverse subset sized for CI")
     p.add_argument("--out", type=Path, default=Path("reference-failures"), metavar="DIR",
                    help="directory for the regression tests of failures (default reference-failures/)")
+    p.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                   help="also write the table and failures (or the mutant kill table) as Markdown, "
+                        "e.g. to \"$GITHUB_STEP_SUMMARY\"")
+    p.add_argument("--list", action="store_true",
+                   help="list the registry's ops and the properties checked, and exit")
     return p
 
 
@@ -91,6 +97,10 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     try:
         _validate(args)
+        if args.list:
+            console.print(listing.ops_table())
+            console.print(listing.properties_table())
+            return 0
         if args.mutants is not None:
             return selftest.run(args, console)
         return run(args, console)
@@ -146,6 +156,8 @@ def run(args, console: Console) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document(seed, args.budget, args.workers, elapsed, summary),
                                         indent=2), encoding="utf-8")
+    if args.markdown is not None:
+        write_markdown(args.markdown, markdown(summary, seed, elapsed, args.workers, args.profile))
     console.print(f"{summary.examples} examples in {summary.tests} tests, {elapsed:.1f} s "
                   f"({summary.examples / max(elapsed, 1e-9):.0f} examples/s); replay with "
                   f"--seed {seed}")

@@ -78,6 +78,16 @@ def summarize(records: list, ops: list) -> Summary:
     return Summary(rows, failures, examples, features, tests, fd_ran)
 
 
+def worst(row: dict, fd_ran: bool) -> float:
+    """The row's largest error in units of its tolerance, torch or finite differences."""
+    return max(row["max_err_torch"], row["max_err_fd"] if fd_ran else 0.0)
+
+
+def _shade(ratio: float) -> str:
+    """Colour of an error/tolerance ratio: green well inside, yellow near the bound, red over."""
+    return "green" if ratio <= 0.25 else "yellow" if ratio <= 1 else "bold red"
+
+
 def table(summary: Summary) -> Table:
     t = Table(title="pygrad reference suite: per-op results (errors in units of the tolerance; "
                     "<= 1 passes)", title_justify="left")
@@ -85,13 +95,49 @@ def table(summary: Summary) -> Table:
     t.add_column("examples", justify="right")
     t.add_column("max err/tol vs torch", justify="right")
     t.add_column("max err/tol vs FD", justify="right")
+    t.add_column("worst", justify="right")
     t.add_column("status")
     for row in summary.rows:
         fd_ran = row["op"] in summary.fd_ran
+        w = worst(row, fd_ran)
         status = "[green]pass[/]" if row["status"] == "pass" else "[bold red]FAIL[/]"
+        if row["status"] == "pass" and row["examples"] == 0:
+            status = "[yellow]pass (no examples)[/]"
         t.add_row(row["op"], str(row["examples"]), f"{row['max_err_torch']:.3g}",
-                  f"{row['max_err_fd']:.3g}" if fd_ran else "-", status)
+                  f"{row['max_err_fd']:.3g}" if fd_ran else "-", f"[{_shade(w)}]{w:.3g}[/]", status)
     return t
+
+
+def markdown(summary: Summary, seed: int, elapsed: float, workers: int, profile: str) -> str:
+    """The per-op table and the failures as GitHub-flavoured Markdown (a CI job summary)."""
+    real = [f for f in summary.failures if not f.get("internal")]
+    verdict = (f"**{len(real)} failure(s)**" if real else "**no failures**")
+    lines = [f"## pygrad-check: {verdict}", "",
+             f"{summary.examples} examples in {summary.tests} tests, {elapsed:.1f} s, seed {seed} "
+             f"(replay with `pygrad-check --seed {seed}`), {workers} worker(s), profile `{profile}`. "
+             "Errors are in units of each example's tolerance (<= 1 passes).", "",
+             "| op | examples | max err/tol vs torch | max err/tol vs FD | worst | status |",
+             "|---|---:|---:|---:|---:|---|"]
+    for row in summary.rows:
+        fd_ran = row["op"] in summary.fd_ran
+        fd = f"{row['max_err_fd']:.3g}" if fd_ran else "-"
+        status = "pass" if row["status"] == "pass" else "**FAIL**"
+        lines.append(f"| `{row['op']}` | {row['examples']} | {row['max_err_torch']:.3g} | {fd} | "
+                     f"{worst(row, fd_ran):.3g} | {status} |")
+    for f in summary.failures:
+        kind = "internal error" if f.get("internal") else f"`{f['check']}` check"
+        lines += ["", f"### {kind} in `{f['test']}`" + (f" (op `{f['op']}`)" if f["op"] else ""), "",
+                  "```text", f["message"].rstrip(), "```"]
+        if f.get("reproducer"):
+            lines += ["", "<details><summary>regression test</summary>", "", "```python",
+                      f["reproducer"].rstrip(), "```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write `text` to `path`, replacing it (a CI job summary file starts empty per step)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def regression_files(failures: list, out_dir: Path) -> list:

@@ -36,9 +36,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reference.mutants import BY_NAME, MUTANTS, ROOT, Mutant, apply, env, patched_source
+from reference.report import write_markdown
 
 ENGINE = ("add", "mul")     # the program and engine tests run on programs of these ops
 
@@ -175,9 +177,26 @@ def table(results: list) -> Table:
     style = {"killed": "[green]killed[/]", "survived": "[bold red]SURVIVED[/]", "error": "[bold red]ERROR[/]"}
     for r in results:
         first = r.first_failure if len(r.first_failure) <= 72 else r.first_failure[:69] + "..."
-        t.add_row(r.mutant, r.catches, style[r.status], ", ".join(r.checks) or "-", first,
+        t.add_row(r.mutant, r.catches, style[r.status], ", ".join(r.checks) or "-", escape(first),
                   str(r.examples), f"{r.seconds:.1f}")
     return t
+
+
+def markdown(results: list, seed: int, budget: float, elapsed: float) -> str:
+    """The kill table as Markdown: each mutant's file and bug, the check expected to catch it,
+    and what the gate did."""
+    killed = sum(r.status == "killed" for r in results)
+    lines = [f"## pygrad-check self-test: {killed}/{len(results)} mutants killed", "",
+             f"Budget {budget:g} s per mutant, seed {seed}, {elapsed:.0f} s in all.", "",
+             "| mutant | file | what it breaks | expected check | result | check kinds seen | examples | seconds |",
+             "|---|---|---|---|---|---|---:|---:|"]
+    for r in results:
+        m = BY_NAME[r.mutant]
+        result = "killed" if r.status == "killed" else f"**{r.status.upper()}**"
+        what = " ".join(m.description.split()).replace("|", "\\|")
+        lines.append(f"| `{r.mutant}` | `{m.file.removeprefix('pygrad/')}` | {what} | `{r.catches}` | {result} | "
+                     f"{', '.join(r.checks) or '-'} | {r.examples} | {r.seconds:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def run(args, console: Console) -> int:
@@ -214,6 +233,8 @@ def run(args, console: Console) -> int:
             "seed": int(seed), "budget_s": float(args.budget), "workers": int(args.workers),
             "elapsed_s": float(time.time() - start), "kill_rate": rate,
             "mutants": [asdict(r) for r in results]}, indent=2), encoding="utf-8")
+    if args.markdown is not None:
+        write_markdown(args.markdown, markdown(results, seed, args.budget, time.time() - start))
     if killed == len(results):
         console.print("[bold green]every mutant killed[/]")
         return 0

@@ -1,5 +1,6 @@
 """Tests of the reference suite itself: registry coverage, printer round trips, that the
 checks can fail (and blame the right node), and the gate's command-line interface."""
+import ast
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from reference import check
 from reference.check import Mismatch, check_program
 from reference.programs import (CODE_HEADER, Input, Node, backward_pygrad, literal,
                                 program_code, run_pygrad, subscript, with_loss)
+from reference.properties import PROPERTIES
 from reference.registry import COVERS, OPS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,9 +247,13 @@ def test_gate_usage_errors_exit_2():
 
 def test_gate_passes_and_writes_the_json_schema(tmp_path):
     report = tmp_path / "report.json"
+    summary = tmp_path / "summary.md"
     r = _gate("--budget", 15, "--only", "add", "-n", 1, "--seed", 0, "--json", report,
-              "--out", tmp_path / "failures")
+              "--out", tmp_path / "failures", "--markdown", summary)
     assert r.returncode == 0, r.stdout + r.stderr
+    md = summary.read_text()
+    assert md.startswith("## pygrad-check: **no failures**") and "seed 0" in md
+    assert "| `add` |" in md and "| pass |" in md and "FAIL" not in md
     doc = json.loads(report.read_text())
     assert set(doc) == {"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"}
     assert doc["seed"] == 0 and doc["workers"] == 1 and isinstance(doc["seed"], int)
@@ -259,6 +265,29 @@ def test_gate_passes_and_writes_the_json_schema(tmp_path):
         assert isinstance(row["max_err_torch"], float) and isinstance(row["max_err_fd"], float)
         assert row["status"] == "pass" and row["max_err_torch"] <= 1 and row["max_err_fd"] <= 1
     assert doc["failures"] == []
+
+
+def test_gate_lists_every_op_and_property():
+    r = subprocess.run([sys.executable, "-m", "reference", "--list"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    cells = {c.strip() for line in r.stdout.splitlines() for c in line.split("│")}
+    assert set(OPS) <= cells
+    assert {"x[idx]", "x.conv2D(y, stride=stride, padding=padding)", "x ** p"} <= cells
+    assert {p.test for p in PROPERTIES} <= cells
+
+
+def test_properties_list_every_property_test_of_fuzz_once():
+    found = set()
+    for path in (ROOT / "fuzz").glob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        found |= {f"{path.name}::{f.name}" for f in tree.body
+                  if isinstance(f, ast.FunctionDef) and f.name.startswith("test_")}
+    listed = [p.test for p in PROPERTIES]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == found
+    for p in PROPERTIES:
+        assert p.checks and set(p.checks) <= {"value", "grad", "fd", "invariant", "structure", "error"}
 
 
 def test_gate_replays_a_seed(tmp_path):
@@ -289,10 +318,14 @@ def test_gate_fails_on_a_broken_gradient_and_writes_a_working_reproducer(tmp_pat
     assert text.count(good) == 1
     src.write_text(text.replace(good, "a._add_grad(unbroadcast(g * bv * 1.001, av))"))
     report, out = tmp_path / "report.json", tmp_path / "failures"
+    summary = tmp_path / "summary.md"
     r = _gate("--budget", 20, "--only", "mul", "-n", 1, "--seed", 0, "--json", report,
-              "--out", out, cwd=scratch)
+              "--out", out, "--markdown", summary, cwd=scratch)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "first wrong node:" in r.stdout
+    md = summary.read_text()
+    assert "failure(s)**" in md and "| **FAIL** |" in md and "first wrong node:" in md
+    assert "```python" in md  # the regression test, folded
     doc = json.loads(report.read_text())
     assert doc["failures"] and all(f["check"] in ("grad", "fd", "invariant") for f in doc["failures"])
     assert any(f["op"] == "mul" for f in doc["failures"])
@@ -306,3 +339,18 @@ def test_gate_fails_on_a_broken_gradient_and_writes_a_working_reproducer(tmp_pat
     assert broken.returncode == 1, broken.stdout
     fixed = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert fixed.returncode == 0, fixed.stdout
+
+
+def test_the_ci_workflow_calls_the_gate_with_existing_arguments():
+    """examples/ci/pygrad-gate.yml: its `pygrad-check` command parses with the gate's parser."""
+    import re
+    import shlex
+    from reference.cli import parser
+    text = (ROOT / "examples" / "ci" / "pygrad-gate.yml").read_text()
+    m = re.search(r"run: >-\n((?:\s+.*\n)+?)\s*\n", text)
+    assert m and "pygrad-check" in m.group(1)
+    words = shlex.split(" ".join(m.group(1).split()).replace("$SEED", "7")
+                        .replace("$GITHUB_STEP_SUMMARY", "summary.md"))
+    assert words[0] == "pygrad-check"
+    args = parser().parse_args(words[1:])
+    assert args.seed == 7 and str(args.markdown) == "summary.md" and str(args.json) == "gate.json"

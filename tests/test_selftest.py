@@ -9,7 +9,7 @@ import pytest
 from reference.invariants import ROWS
 from reference.mutants import BY_NAME, Mutant
 from reference.registry import OPS
-from reference.selftest import CI_SUBSET, FOCUS, classify, run_mutant, selection
+from reference.selftest import CI_SUBSET, FOCUS, Result, classify, markdown, run_mutant, selection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,3 +57,14 @@ def test_a_real_mutant_is_killed_and_an_equivalent_rewrite_survives():
                   "        a._add_grad(-1.0 * g)\n", "grad", "an equivalent rewrite: nothing to find")
     survived = run_mutant(same, budget=8, seed=0, workers=1, only=("neg",))
     assert survived.status == "survived" and survived.checks == [], survived
+
+
+def test_kill_table_as_markdown():
+    results = [Result("neg_sign", "grad", "killed", ["grad"], "gradient of x0 differs", 3.0, 40),
+               Result("bce_grad_fused_sigmoid", "grad", "survived", [], "", 20.0, 300)]
+    md = markdown(results, seed=3, budget=20, elapsed=23)
+    assert md.startswith("## pygrad-check self-test: 1/2 mutants killed")
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+    assert rows[0].startswith("| `neg_sign` | `ops/arithmetic.py` |") and "| killed |" in rows[0]
+    assert "| **SURVIVED** |" in rows[1] and "w.r.t. pred" in rows[1]
