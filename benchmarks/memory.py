@@ -11,11 +11,20 @@ heap. Per step it records:
   through /proc/self/clear_refs where the kernel allows it): comparable across frameworks,
   but coarse (the allocator keeps freed pages).
 
+Before each step a full `gc.collect()` runs outside the timed and traced region. It empties
+the interpreter's free lists (tuples, floats, ...), which tracemalloc would otherwise count as
+live memory that creeps up by a few KiB per step until the lists fill, and it returns the
+number of unreachable objects the previous step left in reference cycles: a graph kept alive
+by a cycle waits for the collector instead of being freed when its last reference goes, so
+that count is recorded per step too.
+
 The verdict: "flat" when no step after step 2 peaks above step 2's tracemalloc peak by more
-than `TOLERANCE` (relative) — step 1 may allocate one-time caches.
+than `TOLERANCE` (relative) — step 1 may allocate one-time caches — and no step after the
+first leaves cyclic garbage.
 """
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -53,10 +62,14 @@ def record(framework: str, steps: int, threads: int | None) -> dict:
 
     Threads(threads)
     step = (module_pygrad if framework == "pygrad" else module_torch)().step
-    traced, rss, rss_peak, seconds = [], [], [], []
+    traced, rss, rss_peak, seconds, cyclic = [], [], [], [], []
     hwm_resets = True
+    gc.collect()
     tracemalloc.start()
-    for _ in range(steps):
+    for k in range(steps):
+        found = gc.collect()
+        if k:
+            cyclic.append(found)   # left by the previous step
         tracemalloc.reset_peak()
         hwm_resets = _reset_rss_peak() and hwm_resets
         start = time.perf_counter()
@@ -67,7 +80,9 @@ def record(framework: str, steps: int, threads: int | None) -> dict:
         rss.append(status.get("VmRSS", 0) * 1024)
         rss_peak.append(status.get("VmHWM", 0) * 1024)
     tracemalloc.stop()
+    cyclic.append(gc.collect())
     return {"framework": framework, "steps": steps, "traced_peak_bytes": traced,
+            "cyclic_garbage_objects": cyclic,
             "rss_bytes": rss, "rss_peak_bytes": rss_peak if hwm_resets else None,
             "step_seconds": seconds}
 
@@ -99,7 +114,8 @@ def measure(config: Config) -> dict:
     tc = _run_child("torch", steps, config.threads)
     traced = pg["traced_peak_bytes"]
     growth = growth_after_step2(traced)
-    flat = growth <= TOLERANCE * traced[1] if len(traced) > 1 else True
+    cycles = max(pg["cyclic_garbage_objects"][1:], default=0)
+    flat = (growth <= TOLERANCE * traced[1] if len(traced) > 1 else True) and cycles == 0
     summary = {
         name: {
             "traced_peak_step2_bytes": r["traced_peak_bytes"][1] if steps > 1 else None,
@@ -108,13 +124,15 @@ def measure(config: Config) -> dict:
             "rss_growth_after_step2_bytes": growth_after_step2(r["rss_bytes"]),
             "rss_peak_growth_after_step2_bytes":
                 growth_after_step2(r["rss_peak_bytes"]) if r["rss_peak_bytes"] else None,
+            "cyclic_garbage_objects_max_after_step1": max(r["cyclic_garbage_objects"][1:], default=0),
         } for name, r in (("pygrad", pg), ("torch", tc))
     }
     return {"value": flat,
             "times": {"pygrad_step": _mean_after_first(pg["step_seconds"]),
                       "torch_step": _mean_after_first(tc["step_seconds"])},
             "details": {"steps": steps, "summary": summary, "pygrad": pg, "torch": tc,
-                        "verdict": f"tracemalloc peak after step 2 within {TOLERANCE:.0%} of step 2"}}
+                        "verdict": f"tracemalloc peak after step 2 within {TOLERANCE:.0%} of step 2, "
+                                   "and no cyclic garbage after step 1"}}
 
 
 WORKLOADS = [

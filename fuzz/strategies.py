@@ -32,6 +32,7 @@ from reference.registry import DTYPES, OPS, axes_of, count_of
 
 R = 3.0            # magnitude of drawn values
 MARGIN = 1e-2      # FD mode: distance of values from kinks and domain edges
+WIDE = 300.0       # scale of the large inputs of `wide_range` ops (torch checks)
 MAX_SIZE = 256     # largest tensor a program may hold
 POW_EXPONENTS = (2.0, 3.0, 0.5, 1.5, 2.5, -1.0, -2.0, -0.5, 0.0, 1.0)
 MATMUL = "(m?,n),(n,p?)->(m?,p?)"
@@ -403,6 +404,9 @@ def op_cases(draw, spec, mode: str = "torch", dtype: str | None = None):
     prog, cots = with_loss(dtype, inputs, body)
     zeros = spec.exact_kinks == "zeros"
     vals = {i.name: draw(values(i.shape, dtype, i.domain, mode, zeros=zeros)) for i in inputs}
+    if spec.wide_range and mode == "torch" and draw(st.integers(0, 2)) == 0:
+        # beyond exp's range: the ops' large-input paths (max-shift, saturation)
+        vals = {k: np.asarray(v * WIDE, dtype=dtype) for k, v in vals.items()}
     shapes_all = {i.name: i.shape for i in prog.inputs}
     for w in cots:
         vals[w] = draw(values(shapes_all[w], dtype, "real", "fd"))
@@ -554,6 +558,8 @@ def features(prog: Program, vals: dict) -> set:
             out.add("0-D operand")
         if any(len(s) == 1 for s in ins):
             out.add("1-D operand")
+        if OPS[n.op].wide_range and n.operands[0] in vals and np.any(np.abs(vals[n.operands[0]]) > 100):
+            out.add("large magnitudes")
         if n.op == "relu" and n.operands[0] in vals and np.any(vals[n.operands[0]] == 0):
             out.add("exact zero at a kink")
         if n.op == "std" and n.operands[0] in vals:

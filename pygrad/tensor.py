@@ -271,7 +271,9 @@ class Tensor:
                 t._grad = None
             for t in stops:
                 t._grad = None
-        self._grad = np.ones(self._value.shape, dtype=self._value.dtype)
+        # a read-only broadcast view: rules never write into their incoming gradient, and
+        # the `grad` getter copies it on first read
+        self._grad = np.broadcast_to(np.ones((), dtype=self._value.dtype), self._value.shape)
         self._grad_own = False
         for t in reversed(topo):
             if t._backward is not None and t._grad is not None:

@@ -217,8 +217,8 @@ MUTANTS = (
     # ------------------------------------------------------------------ nn ops
     Mutant(
         "softmax_jacobian_last_axis_only", "pygrad/ops/nn.py",
-        "        gx -= y * gx.sum(axis=ax, keepdims=True)\n",
-        "        gx -= y * gx.sum(axis=-1, keepdims=True)\n",
+        "        gx = g - np.expand_dims(np.vecdot(g, y, axis=ax), ax)\n",
+        "        gx = g - np.expand_dims(np.vecdot(g, y, axis=-1), -1)\n",
         "grad",
         "softmax's backward sums the `y * g` term over the last axis whatever the softmax axis: "
         "right for axis=-1, wrong on any other axis (the Jacobian term of the wrong rows)."),
@@ -273,8 +273,8 @@ MUTANTS = (
         "intermediate, a skip connection) keeps only the last contribution."),
     Mutant(
         "reset_grad_root_accumulated", "pygrad/tensor.py",
-        "        self._grad = np.ones(self._value.shape, dtype=self._value.dtype)\n",
-        "        self._add_grad(np.ones(self._value.shape, dtype=self._value.dtype))\n",
+        "        self._grad = np.broadcast_to(np.ones((), dtype=self._value.dtype), self._value.shape)\n",
+        "        self._add_grad(np.broadcast_to(np.ones((), dtype=self._value.dtype), self._value.shape))\n",
         "invariant",
         "backward adds ones to the root's gradient instead of setting it: no effect after the "
         "reset, but backward(reset_grad=False) then seeds 2 instead of 1."),

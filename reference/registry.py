@@ -19,7 +19,9 @@ An entry declares:
   Finite differences must stay away from them; the torch comparison also runs exactly on
   them where torch defines a derivative (`exact` kinks, e.g. relu at 0);
 - its rounding-error model (`out_ulps`, `in_ulps`, `out_abs`, `bwd_abs`), per dtype
-  through the unit roundoff `U`, from which `reference.oracles` derives tolerances.
+  through the unit roundoff `U`, from which `reference.oracles` derives tolerances;
+- `wide_range`: the op has a code path for large inputs (exp's overflow range), so torch
+  checks also draw inputs of magnitude up to about 1e3.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class OpSpec:
     out_abs: Callable | None = None   # (operands, out, args) -> absolute forward error / u
     bwd_abs: Callable | None = None   # (operands, out, g_out, args) -> [abs grad error / u per operand]
     fd_min_side: int = 1              # smallest side for finite differences (std needs 2)
+    wide_range: bool = False          # torch checks also draw inputs up to ~1e3 in magnitude
     notes: str = ""
 
     def __post_init__(self):
@@ -195,12 +198,25 @@ def _log_softmax_np(x, axis):
     return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
 
 
+def _softmax_rel(x, out, ax):
+    """Relative error of softmax's output, in ulps: k + 4 for exp, the sum and the division,
+    plus |x - max| (its own) and the output-weighted mean of it (the sum's): a max-shifted
+    softmax (torch's) rounds x - max, an absolute error of up to u |x - max| in exp's argument."""
+    if x.size == 0:
+        return np.zeros_like(out)
+    shift = np.abs(x - np.max(x, axis=ax, keepdims=True))
+    return x.shape[ax] + 4 + shift + np.sum(out * shift, axis=ax, keepdims=True)
+
+
+def _softmax_out_abs(operands, out, args):
+    return _softmax_rel(operands[0], out, args["axis"]) * out
+
+
 def _softmax_bwd(operands, out, g, args):
     (x,) = operands
     ax = args["axis"]
-    k = x.shape[ax]
     gy = np.abs(g) * out
-    return [(k + 4) * (gy + out * np.sum(gy, axis=ax, keepdims=True))]
+    return [_softmax_rel(x, out, ax) * (gy + out * np.sum(gy, axis=ax, keepdims=True))]
 
 
 def _log_softmax_out_abs(operands, out, args):
@@ -441,22 +457,21 @@ _LIST = [
     _unary("relu", lambda x: torch.relu(x), lambda x: np.maximum(x, 0), kinks=_relu_kinks,
            exact_kinks="zeros", sign=_nonneg),
     _unary("tanh", torch.tanh, np.tanh, sign=_any, out_ulps=4,
-           bwd_abs=lambda ops, out, g, args: [4 * np.abs(g)]),
+           bwd_abs=lambda ops, out, g, args: [4 * np.abs(g)], wide_range=True),
     _unary("sigmoid", torch.sigmoid, lambda x: np.exp(-np.logaddexp(0.0, -x)), sign=_pos, out_ulps=4,
-           bwd_abs=lambda ops, out, g, args: [4 * np.abs(g)]),
+           bwd_abs=lambda ops, out, g, args: [4 * np.abs(g)], wide_range=True),
     _unary("exp", torch.exp, np.exp, sign=_pos, out_ulps=4),
     _unary("log", torch.log, np.log, sign=_any, out_ulps=4, domain=lambda args: ("pos",),
            kinks=lambda ops, args: [(ops[0], np.zeros(ops[0].shape, dtype=bool))]),
     OpSpec(name="softmax", arity=1, code="{0}.softmax({args})",
            torch=lambda x, axis: torch.softmax(x, dim=axis), numpy=_softmax_np, shapes="softmax",
            kwargs=("axis",), defaults={"axis": -1}, domain=lambda args: ("real",), sign=_pos,
-           out_ulps=0, out_abs=lambda ops, out, args: (ops[0].shape[args["axis"]] + 4) * out,
-           bwd_abs=_softmax_bwd),
+           out_ulps=0, out_abs=_softmax_out_abs, bwd_abs=_softmax_bwd, wide_range=True),
     OpSpec(name="softmax_log", arity=1, code="{0}.softmax_log({args})",
            torch=lambda x, axis: torch.log_softmax(x, dim=axis), numpy=_log_softmax_np,
            shapes="softmax", kwargs=("axis",), defaults={"axis": -1},
            domain=lambda args: ("real",), sign=_any, out_abs=_log_softmax_out_abs,
-           bwd_abs=_log_softmax_bwd),
+           bwd_abs=_log_softmax_bwd, wide_range=True),
     OpSpec(name="mask_idcs", arity=1, code="{0}.mask_idcs({args})", torch=_torch_mask,
            numpy=_np_mask, shapes="mask", posargs=("idcs",), kwargs=("value",),
            defaults={"value": 0.0}, domain=lambda args: ("real",), sign=_mask_sign,

@@ -60,7 +60,7 @@ def _reaches(strategy, feature):
     ("negative axis", "mean"), ("non-last softmax axis", "softmax"), ("outC > 1", "conv2D"),
     ("advanced indexing", "getitem"), ("repeated indices", "getitem"),
     ("exact zero at a kink", "relu"), ("constant std row", "std"), ("0-D operand", "add"),
-    ("1-D operand", "matmul"), ("float32", "exp"),
+    ("1-D operand", "matmul"), ("float32", "exp"), ("large magnitudes", "softmax"),
     ("operand used twice", "dag"), ("fan-out", "dag")])
 def test_strategies_reach_the_conditions_bugs_hide_behind(feature, where):
     from fuzz.strategies import op_cases, programs

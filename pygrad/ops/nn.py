@@ -16,19 +16,33 @@ def _one_axis(axis, xv: np.ndarray, op: str) -> int:
     return normalize_axes(axis, xv.ndim, op, xv.shape)[0]
 
 
+def _exp_is_safe(xv: np.ndarray, n: int) -> bool:
+    """Can exp(xv) skip the max-shift? True when every exp is a normal number and a sum of `n`
+    of them cannot overflow; then exp(x) / sum(exp(x)) is as accurate as the shifted form."""
+    if xv.size == 0:
+        return False
+    info = np.finfo(xv.dtype)
+    lo, hi = xv.min(), xv.max()   # nan fails both comparisons
+    return bool(lo > np.log(info.tiny) + 1) and bool(hi < np.log(info.max) - np.log(n) - 1)
+
+
 @tensor_method("softmax")
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, max-shifted for stability."""
+    """exp(x) / sum(exp(x)) along `axis`, max-shifted unless no exp can overflow or underflow."""
     xv = x._value
     ax = _one_axis(axis, xv, "softmax")
-    # initial=-inf: an empty axis gives an empty result, as in torch, instead of NumPy's error
-    y = xv - xv.max(axis=ax, keepdims=True, initial=-np.inf)   # in place from here: one buffer
-    np.exp(y, out=y)
+    if _exp_is_safe(xv, xv.shape[ax]):
+        y = np.exp(xv)
+    else:
+        # initial=-inf: an empty axis gives an empty result, as in torch, instead of NumPy's error
+        y = xv - xv.max(axis=ax, keepdims=True, initial=-np.inf)   # in place from here: one buffer
+        np.exp(y, out=y)
     y /= y.sum(axis=ax, keepdims=True)
 
     def backward(g):
-        gx = g * y
-        gx -= y * gx.sum(axis=ax, keepdims=True)
+        # y * (g - sum(g * y)); vecdot forms the sum without a full-size temporary
+        gx = g - np.expand_dims(np.vecdot(g, y, axis=ax), ax)
+        gx *= y
         x._add_grad(gx)
     return result(y, (x,), backward)
 
