@@ -8,6 +8,18 @@ from reference.check import InvalidExample, check_program
 from reference.programs import program_code
 
 
+def judged(check):
+    """`check()` as one example of the current test, its result returned; an example the
+    oracles cannot judge (InvalidExample) is counted as invalid and rejected."""
+    with session.example():
+        try:
+            return check()
+        except InvalidExample as e:
+            note(f"invalid example: {e}")
+    session.invalid()
+    reject()
+
+
 def run_case(case, op: str | None = None, fd: bool = False, require_fd: bool = False,
              passes: int = 1):
     """Check `case` against torch (and finite differences when `fd`), record its statistics
@@ -16,15 +28,7 @@ def run_case(case, op: str | None = None, fd: bool = False, require_fd: bool = F
     kept them away from kinks)."""
     session.check_budget()  # after every draw: stopping earlier would look flaky to hypothesis
     note(f"program (noise seed {case.seed}):\n{program_code(case.program, case.values)}")
-    with session.example():
-        try:
-            out = check_program(case.program, case.values, case.seed, fd=fd, passes=passes)
-        except InvalidExample as e:
-            note(f"invalid example: {e}")
-            out = None
-    if out is None:
-        session.invalid()
-        reject()
+    out = judged(lambda: check_program(case.program, case.values, case.seed, fd=fd, passes=passes))
     if require_fd and out.err_fd is None:
         note(f"finite differences skipped: {out.fd_skipped}")
         session.invalid()
@@ -43,15 +47,7 @@ def run_check(check, case, row: str):
     Examples the oracles cannot judge are rejected."""
     session.check_budget()
     note(f"{case!r}")
-    with session.example():
-        try:
-            worst = check(case)
-        except InvalidExample as e:
-            note(f"invalid example: {e}")
-            worst = None
-    if worst is None:
-        session.invalid()
-        reject()
+    worst = judged(lambda: check(case))
     session.record(worst, None, {row: worst}, [row], case.features)
     target(min(worst, 1e6), label="error/tolerance against torch")
     return worst
@@ -62,15 +58,7 @@ def run_stop(case, stop: str):
     from reference.invariants import check_stop
     session.check_budget()
     note(f"program (noise seed {case.seed}):\n{program_code(case.program, case.values)}")
-    with session.example():
-        try:
-            out = check_stop(case.program, case.values, case.seed, stop)
-        except InvalidExample as e:
-            note(f"invalid example: {e}")
-            out = None
-    if out is None:
-        session.invalid()
-        reject()
+    out = judged(lambda: check_stop(case.program, case.values, case.seed, stop))
     session.record(out.err_torch, None, out.per_op, case.program.ops(),
                    case.features | {"learnable=False node"})
     target(min(out.err_torch, 1e6), label="error/tolerance against torch")

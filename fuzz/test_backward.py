@@ -8,7 +8,7 @@
 import pytest
 from hypothesis import given, note, strategies as st
 
-from fuzz.harness import run_case
+from fuzz.harness import judged, run_case
 from fuzz.strategies import programs
 from reference import session
 from reference.check import check_backward_twice, check_structure
@@ -28,10 +28,8 @@ def test_backward_twice_equals_once(data):
     case = data.draw(programs(min_ops=1, max_ops=6), label="case")
     session.check_budget()
     note(program_code(case.program, case.values))
-    with session.example():
-        out = _judge(lambda: check_backward_twice(case.program, case.values, case.seed))
-    if out is not None:
-        session.record(out.err_torch, None, out.per_op, case.program.ops(), case.features)
+    out = judged(lambda: check_backward_twice(case.program, case.values, case.seed))
+    session.record(out.err_torch, None, out.per_op, case.program.ops(), case.features)
 
 
 @given(data=st.data())
@@ -43,12 +41,3 @@ def test_create_graph_structure(data):
         check_structure(case.program, case.values)
     session.record(0.0, None, {}, case.program.ops(), case.features)
 
-
-def _judge(fn):
-    from hypothesis import reject
-    from reference.check import InvalidExample
-    try:
-        return fn()
-    except InvalidExample:
-        session.invalid()
-        reject()

@@ -231,8 +231,8 @@ MUTANTS = (
         "g - softmax * sum(g). Shows for any axis longer than 1 (CCELoss, too)."),
     Mutant(
         "conv_input_grad_averaged_over_outC", "pygrad/ops/nn.py",
-        "            gx = lay.from_flat(lay.scatter(lay.clear_wide(g_cols), dtype))\n",
-        "            gx = lay.from_flat(lay.scatter(lay.clear_wide(g_cols), dtype)) / out_c\n",
+        "            gx = lay.from_flat(lay.scatter(g_cols, dtype))\n",
+        "            gx = lay.from_flat(lay.scatter(g_cols, dtype)) / out_c\n",
         "grad",
         "conv2D's input gradient is averaged over the output channels instead of summed. Shows "
         "only for outC > 1."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from pygrad.ops import _scratch
 from pygrad.ops._core import normalize_axes, operand, result, tensor_method
 from pygrad.tensor import Tensor
 
@@ -104,10 +105,11 @@ class _ConvLayout:
         self.ow_cols = self.wp if self.wide else self.ow       # x positions per column row
         self.batch = batch
         self.tail = (kw - 1) * batch if self.wide else 0        # wide reads run past the end
+        self.flat_size = self.hp * self.wp * batch + self.tail
 
-    def to_flat(self, xv: np.ndarray) -> np.ndarray:
-        """(B, C, H, W) -> (C, Hp*Wp*B + tail), zero padded."""
-        flat = np.zeros((self.chans, self.hp * self.wp * self.batch + self.tail), dtype=xv.dtype)
+    def to_flat(self, xv: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        """(B, C, H, W) -> `flat` (C, Hp*Wp*B + tail), zero padded."""
+        flat.fill(0)
         grid = flat[:, :self.hp * self.wp * self.batch].reshape(self.chans, self.hp, self.wp, self.batch)
         p = self.p
         grid[:, p:self.hp - p, p:self.wp - p, :] = xv.transpose(1, 2, 3, 0)
@@ -135,7 +137,7 @@ class _ConvLayout:
 
     def scatter(self, g_cols: np.ndarray, dtype) -> np.ndarray:
         """col2im: add each tap's columns (CKK, oH*ow_cols*B) back into a zero `flat`."""
-        flat = np.zeros((self.chans, self.hp * self.wp * self.batch + self.tail), dtype=dtype)
+        flat = np.zeros((self.chans, self.flat_size), dtype=dtype)
         taps = g_cols.reshape(self.chans, self.kh, self.kw, -1)
         b = self.batch
         if self.wide:
@@ -173,7 +175,15 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     lay = _ConvLayout(xv.shape, kv.shape[3], kv.shape[4], int(stride), int(padding))
     ckk = kv[0, 0].size
     dtype = np.result_type(kv, xv)
-    cols = lay.clear_wide(np.ascontiguousarray(lay.tap_view(lay.to_flat(xv))).reshape(ckk, -1))  # (CKK, N)
+    flat = lay.to_flat(xv, _scratch.take((xv.shape[1], lay.flat_size), xv.dtype))
+    taps = lay.tap_view(flat)
+    cols = _scratch.take((ckk, taps[0, 0, 0].size), taps.dtype)            # (CKK, N), im2col
+    np.copyto(cols.reshape(taps.shape), taps)
+    _scratch.give(flat)
+    # The wide columns (x >= oW) hold neighbouring pixels and only ever meet zero gradients;
+    # they need clearing only when a non-finite value would make 0 * inf a nan.
+    if not np.isfinite(xv).all():
+        lay.clear_wide(cols)
     if shared:
         k2 = kv.reshape(out_c, ckk)
         out = k2 @ cols                                                   # (outC, N)
@@ -185,16 +195,19 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         value = out.reshape(batch, out_c, lay.oh, lay.ow_cols)[..., :lay.ow]
 
     def backward(g):
-        g_wide = np.zeros((out_c, lay.oh, lay.ow_cols, batch), dtype=dtype)
+        g_wide = _scratch.take((out_c, lay.oh, lay.ow_cols, batch), np.result_type(g, dtype))
+        g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
         g_flat = g_wide.reshape(out_c, -1)                                # (outC, N)
+        g_cols = None
         if shared:
             if n_k:
                 # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
                 gk = (cols @ g_flat.T).T
                 kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
             if n_x:
-                g_cols = k2.T @ g_flat                                    # (CKK, N)
+                g_cols = _scratch.take((ckk, g_flat.shape[1]), np.result_type(k2, g_flat))
+                np.matmul(k2.T, g_flat, out=g_cols)                        # (CKK, N)
         else:
             g_b = g_flat.reshape(out_c, -1, batch).transpose(2, 0, 1)      # (B, outC, M)
             if n_k:
@@ -203,6 +216,12 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
             if n_x:
                 g_cols = np.matmul(k2.transpose(0, 2, 1), g_b).transpose(1, 2, 0).reshape(ckk, -1)
         if n_x:
-            gx = lay.from_flat(lay.scatter(lay.clear_wide(g_cols), dtype))
+            if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
+                lay.clear_wide(g_cols)
+            gx = lay.from_flat(lay.scatter(g_cols, dtype))
             x._add_grad(gx.astype(xv.dtype, copy=False))
+            if shared:
+                _scratch.give(g_cols)
+        _scratch.give(g_wide)
+    _scratch.give_when_gone(backward, cols)   # the only holder of cols
     return result(value, (kernel, x), backward)
