@@ -157,7 +157,10 @@ def run(args, console: Console) -> int:
         args.json.write_text(json.dumps(document(seed, args.budget, args.workers, elapsed, summary),
                                         indent=2), encoding="utf-8")
     if args.markdown is not None:
-        write_markdown(args.markdown, markdown(summary, seed, elapsed, args.workers, args.profile))
+        verdict = ("internal error (exit 2)" if internal or crashed else
+                   f"{len(real)} failure(s) (exit 1)" if real else "no failures (exit 0)")
+        write_markdown(args.markdown, markdown(summary, verdict, seed, elapsed, args.workers,
+                                               args.profile))
     console.print(f"{summary.examples} examples in {summary.tests} tests, {elapsed:.1f} s "
                   f"({summary.examples / max(elapsed, 1e-9):.0f} examples/s); replay with "
                   f"--seed {seed}")

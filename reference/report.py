@@ -108,11 +108,11 @@ def table(summary: Summary) -> Table:
     return t
 
 
-def markdown(summary: Summary, seed: int, elapsed: float, workers: int, profile: str) -> str:
-    """The per-op table and the failures as GitHub-flavoured Markdown (a CI job summary)."""
-    real = [f for f in summary.failures if not f.get("internal")]
-    verdict = (f"**{len(real)} failure(s)**" if real else "**no failures**")
-    lines = [f"## pygrad-check: {verdict}", "",
+def markdown(summary: Summary, verdict: str, seed: int, elapsed: float, workers: int,
+             profile: str) -> str:
+    """The run's verdict, per-op table and failures as GitHub-flavoured Markdown (a CI job
+    summary)."""
+    lines = [f"## pygrad-check: **{verdict}**", "",
              f"{summary.examples} examples in {summary.tests} tests, {elapsed:.1f} s, seed {seed} "
              f"(replay with `pygrad-check --seed {seed}`), {workers} worker(s), profile `{profile}`. "
              "Errors are in units of each example's tolerance (<= 1 passes).", "",

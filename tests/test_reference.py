@@ -252,7 +252,7 @@ def test_gate_passes_and_writes_the_json_schema(tmp_path):
               "--out", tmp_path / "failures", "--markdown", summary)
     assert r.returncode == 0, r.stdout + r.stderr
     md = summary.read_text()
-    assert md.startswith("## pygrad-check: **no failures**") and "seed 0" in md
+    assert md.startswith("## pygrad-check: **no failures (exit 0)**") and "seed 0" in md
     assert "| `add` |" in md and "| pass |" in md and "FAIL" not in md
     doc = json.loads(report.read_text())
     assert set(doc) == {"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"}
@@ -324,7 +324,7 @@ def test_gate_fails_on_a_broken_gradient_and_writes_a_working_reproducer(tmp_pat
     assert r.returncode == 1, r.stdout + r.stderr
     assert "first wrong node:" in r.stdout
     md = summary.read_text()
-    assert "failure(s)**" in md and "| **FAIL** |" in md and "first wrong node:" in md
+    assert "failure(s) (exit 1)**" in md and "| **FAIL** |" in md and "first wrong node:" in md
     assert "```python" in md  # the regression test, folded
     doc = json.loads(report.read_text())
     assert doc["failures"] and all(f["check"] in ("grad", "fd", "invariant") for f in doc["failures"])

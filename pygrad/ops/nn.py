@@ -199,7 +199,6 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
         g_flat = g_wide.reshape(out_c, -1)                                # (outC, N)
-        g_cols = None
         if shared:
             if n_k:
                 # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
