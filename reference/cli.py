@@ -156,22 +156,19 @@ def run(args, console: Console) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document(seed, args.budget, args.workers, elapsed, summary),
                                         indent=2), encoding="utf-8")
+    status = 2 if internal or crashed else 1 if real else 0
+    verdict = {2: "internal error", 1: f"{len(real)} failure(s)", 0: "no failures"}[status]
     if args.markdown is not None:
-        verdict = ("internal error (exit 2)" if internal or crashed else
-                   f"{len(real)} failure(s) (exit 1)" if real else "no failures (exit 0)")
-        write_markdown(args.markdown, markdown(summary, verdict, seed, elapsed, args.workers,
-                                               args.profile))
+        write_markdown(args.markdown, markdown(summary, f"{verdict} (exit {status})", seed, elapsed,
+                                               args.workers, args.profile))
     console.print(f"{summary.examples} examples in {summary.tests} tests, {elapsed:.1f} s "
                   f"({summary.examples / max(elapsed, 1e-9):.0f} examples/s); replay with "
                   f"--seed {seed}")
-    if internal or crashed:
-        console.print("[bold red]internal error[/]: exit status 2")
-        return 2
-    if real:
-        console.print(f"[bold red]{len(real)} failure(s)[/]: exit status 1")
-        return 1
-    console.print("[bold green]no failures[/]")
-    return 0
+    if status:
+        console.print(f"[bold red]{verdict}[/]: exit status {status}")
+    else:
+        console.print(f"[bold green]{verdict}[/]")
+    return status
 
 
 def _follow(proc: subprocess.Popen, tmp: Path, budget: float, console: Console) -> Stream:

@@ -1,6 +1,8 @@
 """Neural-network ops: softmax, log-softmax, 2-D convolution."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -24,7 +26,7 @@ def _exp_is_safe(xv: np.ndarray, n: int) -> bool:
         return False
     info = np.finfo(xv.dtype)
     lo, hi = xv.min(), xv.max()   # nan fails both comparisons
-    return bool(lo > np.log(info.tiny) + 1) and bool(hi < np.log(info.max) - np.log(n) - 1)
+    return bool(lo > math.log(info.tiny) + 1) and bool(hi < math.log(info.max) - math.log(n) - 1)
 
 
 @tensor_method("softmax")
