@@ -132,8 +132,8 @@ MUTANTS = (
         "only for the exponent exactly 2 (the squared-error losses use it)."),
     Mutant(
         "rpow_log_of_exponent", "pygrad/ops/arithmetic.py",
-        "                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(av))\n",
-        "                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(bv))\n",
+        "                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(av, dtype=value.dtype))\n",
+        "                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(bv, dtype=value.dtype))\n",
         "grad",
         "d(a ** b)/db = a**b log(b) instead of log(a): the operands mixed up in the reflected "
         "form. Shows for a Tensor exponent (2 ** x, x ** y)."),

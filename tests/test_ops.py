@@ -489,3 +489,19 @@ def test_mixed_dtypes_promote_value_and_keep_each_grad_dtype():
     y.backward()
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
     assert_close(a.grad, [3.0, 4.0], "grad of a")
+
+
+@pytest.mark.parametrize("base_dtype,exp_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_dtype_pow_keeps_the_wider_operands_accuracy(base_dtype, exp_dtype):
+    """A float32 base under a float64 exponent (and the reverse): the float64 operand's gradient
+    is as accurate as torch's float64 computation on the same (promoted) values."""
+    av, bv = np.array([1.3, 2.7, 0.4, 1.1]), np.array([0.7, 1.9, 2.2, -1.3])
+    a, b = Tensor(av, dtype=base_dtype), Tensor(bv, dtype=exp_dtype)
+    (a ** b).sum().backward()
+    ta = torch.tensor(a.value.astype(np.float64), requires_grad=True)
+    tb = torch.tensor(b.value.astype(np.float64), requires_grad=True)
+    (ta ** tb).sum().backward()
+    wide = a if base_dtype == np.float64 else b
+    twide = ta if base_dtype == np.float64 else tb
+    assert wide.grad.dtype == np.float64
+    assert_close(wide.grad, twide.grad.numpy(), "grad of the float64 operand", rtol=1e-14, atol=0)

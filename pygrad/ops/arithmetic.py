@@ -113,7 +113,9 @@ def pow(a, b) -> Tensor:  # noqa: A001 - the op's name
                 da = np.where(bv == 0, 0.0, bv * np.power(av, bv - 1))
                 a._add_grad(unbroadcast(g * da, av))
             if nb:
-                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(av))
+                # the log in the result's dtype: a float32 base under a float64 exponent must
+                # not cost the exponent's gradient its float64 accuracy
+                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(av, dtype=value.dtype))
                 b._add_grad(unbroadcast(g * db, bv))
     return result(value, (a, b), backward)
 
