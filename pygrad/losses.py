@@ -44,13 +44,16 @@ class BCELoss:
         if not np.all((pv >= 0) & (pv <= 1)):
             raise ValueError(f"BCELoss: pred must lie in [0, 1], got values in "
                              f"[{np.min(pv)}, {np.max(pv)}] (pred shape {pred.shape})")
-        tv = tv.astype(pv.dtype, copy=False)
+        # in the promoted dtype, as NumPy would: a float32 pred must not cost a float64
+        # target's loss its accuracy
+        dt = np.result_type(pv, tv)
+        pw, tv = pv.astype(dt, copy=False), tv.astype(dt, copy=False)
         with np.errstate(divide="ignore"):
-            log_p, log_q = np.log(pv), np.log1p(-pv)
+            log_p, log_q = np.log(pw), np.log1p(-pw)
         value = -(tv * np.maximum(log_p, _LOG_FLOOR) + (1 - tv) * np.maximum(log_q, _LOG_FLOOR))
-        grad_pred = (pv - tv) / np.maximum((1 - pv) * pv, _BCE_EPS)
+        grad_pred = (pw - tv) / np.maximum((1 - pw) * pw, _BCE_EPS)
         elems = (pred - pv) * grad_pred + value
-        if isinstance(target, Tensor) and target.learnable:
+        if isinstance(target, Tensor):   # learnable=False too: it receives its gradient
             grad_target = log_q - log_p
             # torch's is +-inf where pred is exactly 0 or 1; a zero-valued term cannot carry an
             # infinite gradient, so those entries get the clamped loss's derivative (+-100).

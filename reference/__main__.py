@@ -1,6 +1,6 @@
-"""`python -m reference`: the correctness gate (see `reference.cli`)."""
+"""`python -m reference`: the correctness gate (see `reference.gate.cli`)."""
 import sys
 
-from reference.cli import main
+from reference.gate.cli import main
 
 sys.exit(main())

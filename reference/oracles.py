@@ -7,9 +7,10 @@ node's value, every gradient and every op's kink coordinates. Given a `Noise`, i
 *perturbed* twin instead: every op sees its operands multiplied by (1 + r in_ulps u), its
 output is multiplied by (1 + r out_ulps u) and shifted by r u out_abs, the gradient arriving
 at each operand is shifted by r u bwd_abs, and every edge's gradient contribution is
-multiplied by (1 + r 4u) before it is accumulated -- the registry's rounding-error model at the program dtype's unit roundoff u,
-with r independent standard normal factors. How far the perturbed runs land from the exact run (the *spread*)
-measures how much rounding this very example can amplify; `reference.check` turns it into
+multiplied by (1 + r GRAD_ULPS u) before it is accumulated -- the registry's rounding-error
+model at the unit roundoff u of the dtype each op computes in, with r independent standard
+normal factors. How far the perturbed runs land from the exact run (the *spread*) measures
+how much rounding this very example can amplify; `reference.compare` turns it into
 tolerances. `backward_passes > 1` replays `backward(reset_grad=False)`:
 `torch.autograd.backward([root, *intermediates], [ones, *previous_grads])`.
 
@@ -18,9 +19,10 @@ Finite differences
 `fd_derivative` evaluates the loss with the NumPy references at x +- h v, x +- 2h v and
 x +- 4h v and returns the central difference D(h) = (L(x+hv) - L(x-hv)) / 2h and
 Richardson's estimate of its truncation error |D(2h) - D(h)| / 3 -- after checking that the
-stencil is clear of every kink (each kink coordinate stays on one side of 0, farther from it
-than 4 times its own displacement) and that h is small enough for the estimate to hold
-(shrinking h when it is not). Always float64, also for float32 programs.
+stencil's reach (x +- 4hv) is clear of every kink (each kink coordinate stays on one side of
+0, farther from it than `FD_KINK_MARGIN` times its own displacement) and that h is small
+enough for the estimate to hold (shrinking h when it is not). Always float64, also for
+float32 programs.
 """
 from __future__ import annotations
 
@@ -29,56 +31,63 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference.programs import Program, run_numpy
+from reference.program import Program, run_numpy
 from reference.registry import U
 
 GRAD_ULPS = 4          # rounding of every gradient accumulation, in ulps
 FD_STEP = 2.0 ** -17   # h relative to the largest input magnitude (at least 1)
 FD_KINK_MARGIN = 4     # a kink coordinate must stay 4x farther from 0 than it moves
+INJECT_MIN = 2.0 ** -40  # smallest noise unit a float64 run can carry faithfully
+U64 = U["float64"]
 
 torch.set_num_threads(1)  # the programs are tiny; threads only add noise and contention
 
 
-INJECT_MIN = 2.0 ** -40  # smallest noise unit a float64 run can carry faithfully
-
-
 @dataclass
 class Noise:
-    """Random factors for one perturbed run modelling unit roundoff `model_u`.
+    """Random factors for the perturbed runs of a program whose ops compute in `dtypes`.
 
-    The noise is injected at `u = max(model_u, INJECT_MIN)`: a float64 run cannot carry a
-    perturbation of 2**-53 (1 + 2**-53 r rounds to 1), so float64 programs are perturbed at
-    2**-40 and the measured spread is scaled back by `scale = model_u / u` (first order:
-    the spread is linear in u). Standard normal factors, not random signs: with +-1 two
-    equal error sources cancel exactly half of the time."""
+    An op computing in dtype d is perturbed at `unit(d)`. A float64 run cannot carry a
+    perturbation of 2**-53 (1 + 2**-53 r rounds to 1), so a program whose ops are all
+    float64 is perturbed at 2**-40 and the measured spread scaled back by `scale` = 2**-13
+    (first order: the spread is linear in u). A program mixing float32 and float64 ops is
+    perturbed at each op's own unit, float64 ops at 2**-40, and not scaled back: its float64
+    ops get a bound up to 2**13 looser than in a pure float64 program (still ~1e-11
+    relative). Standard normal factors, not random signs: with +-1 two equal error sources
+    cancel exactly half of the time."""
+
     rng: np.random.Generator
-    model_u: float
+    dtypes: frozenset
 
-    @property
-    def u(self) -> float:
-        return max(self.model_u, INJECT_MIN)
+    def unit(self, dtype: str) -> float:
+        return max(U[dtype], INJECT_MIN)
 
     @property
     def scale(self) -> float:
-        return self.model_u / self.u
+        if self.dtypes == {"float64"}:
+            return U64 / INJECT_MIN
+        return 1.0
 
-    def signs(self, shape) -> np.ndarray:
+    def factors(self, shape) -> np.ndarray:
         return self.rng.standard_normal(size=shape)
 
 
 @dataclass
 class TorchRun:
     values: dict       # name -> float64 ndarray
-    grads: dict        # name -> float64 ndarray (after the last backward pass)
     kinks: dict        # node name -> [(s, exact)] as seen by the op
-    history: list      # grads after each backward pass (for reset_grad=False)
+    history: list      # name -> gradient, after each backward pass
+
+    @property
+    def grads(self) -> dict:
+        return self.history[-1]
 
 
-def _as_t(a) -> torch.Tensor:
+def as_tensor(a) -> torch.Tensor:
     return torch.from_numpy(np.array(a, dtype=np.float64, copy=True))
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
+def as_array(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy().copy()
 
 
@@ -86,30 +95,30 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
               stops=()) -> TorchRun:
     """`stops`: nodes marked learnable=False in pygrad. Each is detached into a leaf of its
     own: it receives the gradient of its consumers and passes none to its operands."""
-    env: dict = {}
-    for inp in prog.inputs:
-        env[inp.name] = _as_t(values[inp.name]).requires_grad_(True)
-
+    env = {i.name: as_tensor(values[i.name]).requires_grad_(i.learnable) for i in prog.inputs}
     kinks = {}
     for n in prog.nodes:
         spec, args = n.spec, n.spec.all_args(n.args)
         ops = [env[o] for o in n.operands]
-        np_ops = [_np(o) for o in ops]
-        alias = spec.shapes == "T" and ops[0].ndim < 2  # pygrad returns the operand itself
+        np_ops = [as_array(o) for o in ops]
+        alias = spec.returns_operand([tuple(o.shape) for o in ops])   # pygrad returns the operand itself
+        u = noise.unit(prog.dtype(n.name)) if noise is not None else 0.0
         if noise is not None and not alias:
-            ops = [_edge(o, spec, args, np_ops, noise) for o in ops]
-            np_ops = [_np(o) for o in ops]
+            ops = [_edge(o, prog.dtype(name), spec.operand_in_ulps(np_ops, args) * u, noise) if o.requires_grad
+                   else o * (1 + spec.operand_in_ulps(np_ops, args) * u * as_tensor(noise.factors(tuple(o.shape))))
+                   for o, name in zip(ops, n.operands)]
+            np_ops = [as_array(o) for o in ops]
         kinks[n.name] = spec.kinks(np_ops, args)
         raw = spec.torch(*ops, **args)
         out = raw
         if noise is not None:
             if spec.out_ulps:
-                out = out * (1 + spec.out_ulps * noise.u * _as_t(noise.signs(tuple(out.shape))))
+                out = out * (1 + spec.out_ulps * u * as_tensor(noise.factors(tuple(out.shape))))
             if spec.out_abs is not None:
-                mag = np.broadcast_to(spec.out_abs(np_ops, _np(raw), args), tuple(raw.shape))
-                out = out + _as_t(noise.u * mag * noise.signs(mag.shape))
+                mag = np.broadcast_to(spec.out_abs(np_ops, as_array(raw), args), tuple(raw.shape))
+                out = out + as_tensor(u * mag * noise.factors(mag.shape))
             if spec.bwd_abs is not None:
-                _hook_bwd(spec, args, ops, np_ops, raw, noise)
+                _hook_bwd(spec, args, ops, np_ops, raw, u, noise)
         if n.name in stops:
             out = out.detach().requires_grad_(True)
         elif out.requires_grad and out.grad_fn is not None:
@@ -121,30 +130,28 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
     history = [_grads(prog, env)]
     for _ in range(backward_passes - 1):
         inter = _intermediates(prog, env)
-        seeds = [_as_t(history[-1][name]) for name, _ in inter]
+        seeds = [as_tensor(history[-1][name]) for name, _ in inter]
         for _, t in inter + [(prog.root, root)]:
             t.grad = None
         torch.autograd.backward([root] + [t for _, t in inter], [torch.ones_like(root)] + seeds,
                                 retain_graph=True)
         history.append(_grads(prog, env))
-    values_out = {k: _np(v) for k, v in env.items()}
-    return TorchRun(values_out, history[-1], kinks, history)
+    return TorchRun({k: as_array(v) for k, v in env.items()}, kinks, history)
 
 
-def _edge(o, spec, args, np_ops, noise):
-    """The operand as this op sees it in a perturbed run: a copy multiplied by
-    (1 + r in_ulps u), whose gradient -- this edge's contribution to the operand's
-    gradient, before it is accumulated with other consumers' -- is multiplied by
-    (1 + r GRAD_ULPS u)."""
-    in_ulps = spec.in_ulps(np_ops, args) if callable(spec.in_ulps) else spec.in_ulps
+def _edge(o, dtype: str, rel: float, noise: Noise):
+    """The operand as this op sees it in a perturbed run: a copy multiplied by (1 + r rel),
+    whose gradient -- this edge's contribution to the operand's gradient, before it is
+    accumulated with other consumers' -- is multiplied by (1 + r GRAD_ULPS u)."""
     shape = tuple(o.shape)
-    e = o * (1 + in_ulps * noise.u * _as_t(noise.signs(shape)))
-    r = _as_t(noise.signs(shape))
-    e.register_hook(lambda g: g * (1 + GRAD_ULPS * noise.u * r))
+    e = o * (1 + rel * as_tensor(noise.factors(shape))) if rel else o * 1.0
+    r = as_tensor(noise.factors(shape))
+    u = noise.unit(dtype)
+    e.register_hook(lambda g: g * (1 + GRAD_ULPS * u * r))
     return e
 
 
-def _hook_bwd(spec, args, ops, np_ops, raw, noise):
+def _hook_bwd(spec, args, ops, np_ops, raw, u, noise):
     """Shift the gradient reaching each operand of this op by +- u * bwd_abs(g_out)."""
     box = {}
 
@@ -153,9 +160,9 @@ def _hook_bwd(spec, args, ops, np_ops, raw, noise):
     raw.register_hook(keep)
     for i, o in enumerate(ops):
         def shift(g, i=i, shape=tuple(o.shape)):
-            mags = spec.bwd_abs(np_ops, _np(raw), box["g"], args)
+            mags = spec.bwd_abs(np_ops, as_array(raw), box["g"], spec.all_args(args))
             mag = np.broadcast_to(mags[i], shape)
-            return g + _as_t(noise.u * mag * noise.signs(shape))
+            return g + as_tensor(u * mag * noise.factors(shape))
         if o.requires_grad:
             o.register_hook(shift)
 
@@ -175,7 +182,7 @@ def _grads(prog: Program, env: dict) -> dict:
     out = {}
     for name in prog.names:
         t = env[name]
-        out[name] = np.zeros(tuple(t.shape)) if t.grad is None else _np(t.grad)
+        out[name] = np.zeros(tuple(t.shape)) if t.grad is None else as_array(t.grad)
     return out
 
 
@@ -185,7 +192,7 @@ class FD:
     d: float            # central difference D(h)
     trunc: float        # |D(2h) - D(h)| / 3
     h: float
-    clear: bool         # no kink within reach of [x - 2hv, x + 2hv]
+    clear: bool         # no kink within reach of the stencil
     why: str = ""
 
 
@@ -193,10 +200,6 @@ def fd_step(prog: Program, values) -> float:
     m = max((float(np.max(np.abs(values[i.name]), initial=0.0)) for i in prog.learnable_inputs()),
             default=0.0)
     return FD_STEP * max(1.0, m)
-
-
-def loss_numpy(prog: Program, values) -> float:
-    return float(run_numpy(prog, values)[prog.root])
 
 
 def fd_derivative(prog: Program, values, v: dict, h: float, noise=lambda h: 0.0) -> FD:
@@ -213,7 +216,6 @@ def fd_derivative(prog: Program, values, v: dict, h: float, noise=lambda h: 0.0)
         return run_numpy(prog, pts, with_kinks=True)
 
     _, k0 = at(0.0)
-    why = "the loss is not smooth at the finite-difference scale"
     for _ in range(4):
         runs = {t: at(t) for t in (-4 * h, -2 * h, -h, h, 2 * h, 4 * h)}
         losses = {t: float(env[prog.root]) for t, (env, _) in runs.items()}
@@ -229,7 +231,7 @@ def fd_derivative(prog: Program, values, v: dict, h: float, noise=lambda h: 0.0)
         if 2 * e1 - n <= e2 <= 8 * e1 + n:  # error ~ h^2: doubling h quadruples it
             return FD(d1, e1 / 3, h, True)
         h /= 8
-    return FD(np.nan, np.nan, h, False, why)
+    return FD(np.nan, np.nan, h, False, "the loss is not smooth at the finite-difference scale")
 
 
 def _kink_in_reach(k0: dict, runs: dict) -> str:
@@ -250,13 +252,17 @@ def _kink_in_reach(k0: dict, runs: dict) -> str:
     return ""
 
 
-def unit_direction(prog: Program, rng: np.random.Generator) -> dict:
-    """A random direction of norm 1 over every learnable input."""
-    v = {i.name: rng.standard_normal(tuple(i.shape)) for i in prog.learnable_inputs()}
+def directions(prog: Program, rng: np.random.Generator, full_max: int) -> list:
+    """A random unit direction over every learnable input, then (for at most `full_max`
+    entries in all) every coordinate direction."""
+    learn = prog.learnable_inputs()
+    v = {i.name: rng.standard_normal(tuple(i.shape)) for i in learn}
     norm = np.sqrt(sum(float(np.sum(x * x)) for x in v.values()))
-    if norm == 0:
-        return v
-    return {k: x / norm for k, x in v.items()}
-
-
-U64 = U["float64"]
+    out = [{k: x / norm for k, x in v.items()} if norm else v]
+    if sum(int(np.prod(i.shape)) for i in learn) <= full_max:
+        for i in learn:
+            for k in range(int(np.prod(i.shape))):
+                e = {j.name: np.zeros(tuple(j.shape)) for j in learn}
+                e[i.name].reshape(-1)[k] = 1.0
+                out.append(e)
+    return out

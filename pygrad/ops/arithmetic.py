@@ -108,14 +108,15 @@ def pow(a, b) -> Tensor:  # noqa: A001 - the op's name
         return result(value, (a, b), backward)
 
     def backward(g):
+        # Both derivatives in the result's dtype: a float32 operand must not cost the other
+        # (float64) operand's gradient its accuracy (b - 1 and log(a) rounded to float32).
+        aw, bw = np.asarray(av, dtype=value.dtype), np.asarray(bv, dtype=value.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
             if na:
-                da = np.where(bv == 0, 0.0, bv * np.power(av, bv - 1))
+                da = np.where(bw == 0, 0.0, bw * np.power(aw, bw - 1))
                 a._add_grad(unbroadcast(g * da, av))
             if nb:
-                # the log in the result's dtype: a float32 base under a float64 exponent must
-                # not cost the exponent's gradient its float64 accuracy
-                db = np.where((av == 0) & (bv >= 0), 0.0, value * np.log(av, dtype=value.dtype))
+                db = np.where((aw == 0) & (bw >= 0), 0.0, value * np.log(aw))
                 b._add_grad(unbroadcast(g * db, bv))
     return result(value, (a, b), backward)
 

@@ -1,0 +1,213 @@
+"""Examples, whatever they check, behind one interface.
+
+A case knows how to `run()` its check (returning an `Outcome`, raising `Mismatch` or
+`InvalidExample`), which report rows it counts in and which conditions it reaches
+(`conditions()`: row -> set), and prints itself (`repr`, what hypothesis shows for a
+falsifying example). Random examples (drawn by `reference.strategies`) and the coverage
+pass's deterministic ones (`reference.coverage`) are the same cases, so the harness treats
+them alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference import printer
+from reference.checks import Mismatch, Outcome
+from reference.checks.engine import check_backward_twice, check_deep_graph, check_stop, check_structure
+from reference.checks.layers import DropoutRun, check_dropout
+from reference.checks.module import ModuleCalls, check_module
+from reference.checks.program import check_program
+from reference.checks.training import TrainRun, check_training
+from reference.conditions import program_conditions
+from reference.nets import shapes
+from reference.program import Program
+from reference.registry import ENGINE_ROW, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPTIMIZERS, LayerUse, Use, spec_of
+from reference.registry.layers import layer_conditions
+
+ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
+                 "stop": "learnable=False node"}
+
+
+@dataclass(frozen=True)
+class ProgramCase:
+    """A program and its input values. `check`: "torch" (values and gradients vs torch,
+    with `passes` backward passes, and vs finite differences when `fd`), "twice",
+    "structure" or "stop" (node `stop` marked learnable=False)."""
+
+    program: Program
+    values: dict = field(hash=False)
+    seed: int
+    fd: bool = False
+    check: str = "torch"
+    passes: int = 1
+    stop: str | None = None
+
+    def run(self) -> Outcome:
+        p, v = self.program, self.values
+        if self.check == "twice":
+            return check_backward_twice(p, v, self.seed)
+        if self.check == "structure":
+            return check_structure(p, v)
+        if self.check == "stop":
+            return check_stop(p, v, self.seed, self.stop)
+        return check_program(p, v, self.seed, fd=self.fd, passes=self.passes)
+
+    def conditions(self) -> dict:
+        out = program_conditions(self.program, self.values)
+        extra = "passes" if self.passes > 1 else self.check
+        if extra in ENGINE_CHECKS:
+            out[ENGINE_ROW].add(ENGINE_CHECKS[extra])
+        return out
+
+    def rows(self) -> set:
+        return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW}
+
+    def __repr__(self):
+        code = printer.program_code(self.program, self.values).replace("\n", "\n    ")
+        what = f"check={self.check!r}, passes={self.passes}" + (f", stop={self.stop!r}" if self.stop else "")
+        return f"ProgramCase(seed={self.seed}, {what}, program=\n    {code}\n)"
+
+
+@dataclass(frozen=True)
+class ModuleCase:
+    """Module calls (`checks.module.ModuleCalls`)."""
+
+    calls: ModuleCalls
+
+    def run(self) -> Outcome:
+        worst = check_module(self.calls)
+        return Outcome(err_torch=worst, per_row={MODULE_ROW: worst})
+
+    def conditions(self) -> dict:
+        spec = self.calls.spec
+        acts = shapes(spec)
+        sizes = tuple(len(x) for x, _ in self.calls.batches)
+        out = {MODULE_ROW: self.calls.conditions()}
+        for i, layer in enumerate(spec.layers):
+            out.setdefault(layer.spec.row, set()).update(layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype)))
+        loss = MODULE_LOSSES[spec.loss]
+        if loss.op:
+            op = LOSS_OPS[loss.op]
+            for _, target in self.calls.batches:
+                t = np.asarray(target)
+                use = Use((t.shape, t.shape), (spec.dtype,) * 2, op.all_args(dict(loss.args)), (np.zeros(t.shape), t))
+                out.setdefault(loss.row, set()).update(c.name for c in op.all_conditions() if c.reached(use))
+        return out
+
+    def rows(self) -> set:
+        return set(self.conditions())
+
+    def __repr__(self):
+        c = self.calls
+        return (f"ModuleCase(spec={c.spec!r}, seed={c.seed}, batch sizes {[len(x) for x, _ in c.batches]}, "
+                f"resets={c.resets}, optimizer={c.optimizer!r})")
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """An optimizer trajectory (`checks.training.TrainRun`)."""
+
+    train: TrainRun
+
+    def run(self) -> Outcome:
+        worst = check_training(self.train)
+        return Outcome(err_torch=worst, per_row={self.train.row: worst})
+
+    def conditions(self) -> dict:
+        n = sum(len(layer.spec.weights(layer)) for layer in self.train.spec.layers)
+        return {self.train.row: self.train.conditions(n)}
+
+    def rows(self) -> set:
+        return {self.train.row}
+
+    def __repr__(self):
+        t = self.train
+        return (f"TrainCase({t.name}{dict(t.hyper)}, spec={t.spec!r}, seed={t.seed}, steps="
+                f"{[[len(c[0]) for c in chunks] for chunks in t.steps]}, reset={t.reset}, "
+                f"target_leaf={t.target_leaf}, order={t.order}, unused={t.unused})")
+
+
+@dataclass(frozen=True)
+class DropoutCase:
+    run_: DropoutRun
+
+    def run(self) -> Outcome:
+        return check_dropout(self.run_)
+
+    def conditions(self) -> dict:
+        return {"layer:Dropout": {"training mode"}}
+
+    def rows(self) -> set:
+        return {"layer:Dropout"}
+
+    def __repr__(self):
+        return f"DropoutCase({self.run_!r})"
+
+
+@dataclass(frozen=True)
+class DeepGraphCase:
+    steps: int
+
+    def run(self) -> Outcome:
+        return check_deep_graph(self.steps)
+
+    def conditions(self) -> dict:
+        return {ENGINE_ROW: {"deep graph (10 000 ops)"} if 2 * self.steps >= 10_000 else set()}
+
+    def rows(self) -> set:
+        return {ENGINE_ROW}
+
+    def __repr__(self):
+        return f"DeepGraphCase(steps={self.steps})"
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """A call pygrad must refuse (an `ErrorInput` of op `op`)."""
+
+    op: str
+    index: int
+
+    @property
+    def error_input(self):
+        spec = spec_of(self.op)
+        return (list(spec.rule.error_inputs(spec)) + list(spec.error_inputs))[self.index]
+
+    def run(self) -> Outcome:
+        from pygrad import Tensor
+        spec, e = spec_of(self.op), self.error_input
+        arrays = e.make(np.random.default_rng(self.index)) if e.make else [np.ones(s) for s in e.shapes]
+        names = [f"x{i}" for i in range(len(arrays))]
+        call = spec.render(names, e.args, lambda k, v: printer.subscript(v) if k == "idx" else printer.literal(v))
+        body = [f"{n} = Tensor({printer.array_literal(a)})" for n, a in zip(names, arrays)]
+        body += [f"with pytest.raises({e.error.__name__}, match={e.match!r}):", f"    {call}"]
+
+        def fail(what):
+            raise Mismatch("error", spec.row, f"{call} with shapes {e.shapes}: pygrad {what}, but it must raise "
+                           f"{e.error.__name__} naming {e.match!r}", f"{call}  [{self.op}]",
+                           printer.regression_test("error", self.op, body))
+        try:
+            spec.call(*[Tensor(a) for a in arrays], **e.args)
+        except e.error as exc:
+            if e.match not in str(exc):
+                fail(f"raised {type(exc).__name__} without naming the op ({exc})")
+        except Exception as exc:  # noqa: BLE001
+            fail(f"raised {type(exc).__name__} ({exc})")
+        else:
+            fail("returned a result")
+        return Outcome()
+
+    def conditions(self) -> dict:
+        return {spec_of(self.op).row: set()}
+
+    def rows(self) -> set:
+        return {spec_of(self.op).row}
+
+    def __repr__(self):
+        return f"ErrorCase({self.op!r}, {self.error_input!r})"
+
+
+def optimizer_rows() -> list:
+    return [spec.row for spec in OPTIMIZERS.values()]

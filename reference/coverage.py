@@ -1,0 +1,205 @@
+"""The deterministic coverage pass: every row's samples, before any random example.
+
+Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
+(`OpSpec.all_samples()`, the layer and optimizer tables' `samples`), the plain one first;
+this module turns them into cases with deterministic values, and adds the rows that have no
+table of their own: the Module's calls and the engine's graphs. `row_cases(row)` is the
+pass of one report row; the gate runs every row's, in full, whatever its budget.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
+from reference.checks.engine import DEEP_STEPS
+from reference.checks.layers import DropoutRun
+from reference.checks.module import ModuleCalls
+from reference.checks.training import TrainRun
+from reference.nets import ModuleSpec, complete, make_batch, shapes
+from reference.program import Input, Node, single_op, with_loss
+from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_ROW, OPS, OPTIMIZERS, Layer, rows,
+                                spec_of)
+from reference.strategies.values import simplex_rows
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32(repr(parts).encode())
+
+
+# ---------------------------------------------------------------------------- op samples
+def _smooth(rng, shape, domain):
+    """Values inside `domain`, at least 0.05 from 0 and from the ends of (0, 1)."""
+    if domain == "unit":
+        return rng.uniform(0.05, 0.95, shape)
+    mag = rng.uniform(0.5, 2.0, shape)
+    if domain == "simplex":
+        return simplex_rows(mag)
+    return mag if domain == "pos" else mag * rng.choice([-1.0, 1.0], shape)
+
+
+def _kinked(spec, a, args, slot):
+    """`a` with exact kink points of the op placed on purpose (torch defines them)."""
+    if slot != 0 or a.ndim == 0 and spec.exact_kinks == "zeros":
+        return np.zeros_like(a) if slot == 0 else a
+    if spec.exact_kinks == "zeros":
+        flat = a.reshape(-1).copy()
+        flat[::2] = 0.0
+        return flat.reshape(a.shape)
+    if spec.exact_kinks == "rows":   # constant rows along the reduced axes, dyadic (exact means)
+        from reference.registry import axes_of
+        axes = axes_of(spec.all_args(args).get("axis"), a.ndim)
+        first = a[tuple(slice(0, 1) if i in axes else slice(None) for i in range(a.ndim))]
+        return np.broadcast_to(np.round(first * 4) / 4, a.shape).copy()
+    return a
+
+
+def sample_values(spec, sample, names, rng) -> dict:
+    """name -> array for the operands of a sample (`names` in operand order)."""
+    if sample.make is not None:
+        arrays = list(sample.make(rng))
+    else:
+        domains = spec.domains(sample.args)
+        arrays = [_smooth(rng, s, domains[i]) for i, s in enumerate(sample.shapes)]
+        if sample.values == "kinks":
+            arrays = [_kinked(spec, a, sample.args, i) for i, a in enumerate(arrays)]
+        elif sample.values == "wide":
+            arrays = [a * 300.0 for a in arrays]
+    dtypes = sample.operand_dtypes()
+    return {n: np.asarray(a, dtype=dtypes[i]) for i, (n, a) in enumerate(zip(names, arrays))}
+
+
+def sample_case(spec, index: int) -> ProgramCase:
+    """Sample `index` of `spec` as a program case (finite differences too when its values
+    are smooth)."""
+    sample = spec.all_samples()[index]
+    n = 1 if sample.same_operand else len(sample.shapes)
+    roles = tuple("constant" if i in sample.constant else "input" for i in range(n))
+    prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
+                           spec.domains(sample.args)[:n], sample.same_operand)
+    rng = np.random.default_rng(_seed(spec.name, index))
+    values = sample_values(spec, sample, [f"x{i}" for i in range(len(sample.shapes))], rng)
+    if sample.same_operand:
+        values = {"x0": values["x0"]}
+    for w in cots:
+        values[w] = np.asarray(rng.uniform(0.5, 1.5, prog.shape(w)) * rng.choice([-1.0, 1.0], prog.shape(w)),
+                               dtype=prog.dtype(w))
+    return ProgramCase(prog, values, _seed(spec.name, index, "noise"), fd=sample.values == "smooth")
+
+
+def _op_cases(spec) -> list:
+    errors = list(spec.rule.error_inputs(spec)) + list(spec.error_inputs)
+    return [sample_case(spec, i) for i in range(len(spec.all_samples()))] + \
+        [ErrorCase(spec.name, i) for i in range(len(errors))]
+
+
+# ---------------------------------------------------------------------------- Modules
+MLP = (Layer.make("linear", out=3, bias=True), Layer.make("relu"), Layer.make("linear", out=2, bias=True))
+
+
+def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
+    seed = _seed("module", spec, sizes, tag)
+    batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
+    resets = tuple(resets or [True] * len(sizes))
+    return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer))
+
+
+def _module_cases() -> list:
+    mlp = ModuleSpec((2, 3), MLP, "sse")
+    out = [module_case(mlp), module_case(mlp, (1,)), module_case(mlp, (1, 3, 2), (True, False, True)),
+           module_case(mlp, (2, 2), (True, False), ("SGD", {"lr": 0.1})),
+           module_case(mlp, (2, 1), (True, True), ("Adam", {"lr": 0.05, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8})),
+           module_case(ModuleSpec((2, 3), MLP, "sse", "float32")),
+           module_case(ModuleSpec((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse"),
+                       (3,), zeros=0.4)]
+    for loss in ("mse", "cce", "cce_mask", "bce"):
+        acts = shapes(ModuleSpec((3, 3), MLP, "sse"))
+        out.append(module_case(ModuleSpec((3, 3), tuple(complete(MLP, acts, loss)), loss), (2,)))
+    return out
+
+
+def _layer_cases(spec) -> list:
+    out = []
+    for k, (layer, shape) in enumerate(spec.samples):
+        layers = [layer]
+        acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
+        for dtype in ("float64", "float32") if k == 0 else ("float64",):
+            out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, "sse")), "sse", dtype), (2,)))
+    if spec.kind == "dropout":
+        out += [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
+    return out
+
+
+# ---------------------------------------------------------------------------- optimizers
+def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
+    spec = ModuleSpec((1, 3), (Layer.make("linear", out=3, bias=True), Layer.make("tanh"),
+                               Layer.make("linear", out=2, bias=True)), "mse", dtype)
+    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
+    batches = []
+    for k in range(steps):
+        x, t = make_batch(spec, chunks * size, seed + k)
+        batches.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(chunks)))
+    return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
+
+
+def _optimizer_cases(spec) -> list:
+    plain, visible = spec.samples[0], spec.samples[-1]
+    return [train_run(spec.name, plain), train_run(spec.name, visible, steps=5),
+            train_run(spec.name, plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
+            train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
+            train_run(spec.name, visible, dtype="float32")]
+
+
+# ---------------------------------------------------------------------------- engine
+def _program(nodes, inputs, seed) -> tuple:
+    prog, cots = with_loss(inputs, nodes)
+    rng = np.random.default_rng(seed)
+    values = {i.name: rng.uniform(0.5, 1.5, i.shape) * rng.choice([-1.0, 1.0], i.shape) for i in prog.inputs}
+    return prog, values
+
+
+def _engine_cases() -> list:
+    ins = [Input("x0", (2, 3), role="weight"), Input("x1", (3,), role="input"), Input("c", (2, 3), role="constant")]
+    fan = [Node("v0", "tanh", ("x0",)), Node("v1", "mul", ("v0", "x1")), Node("v2", "add", ("v0", "v1")),
+           Node("v3", "mul", ("v2", "c"))]
+    sinks = [Node("v0", "exp", ("x0",)), Node("v1", "sum", ("x0",), {"axis": 0}), Node("v2", "mul", ("v1", "x1"))]
+    chain = [Node("v0", "tanh", ("x0",)), Node("v1", "rmul", ("v0",), {"const": 2.0}),
+             Node("v2", "sum", ("v1",), {"axis": 1}), Node("v3", "exp", ("v2",))]
+    fan_p, fan_v = _program(fan, ins, 1)
+    out = [ProgramCase(fan_p, fan_v, 11, fd=True)]
+    for k, nodes in enumerate((sinks, chain)):
+        p, v = _program(nodes, ins, 2 + k)
+        out.append(ProgramCase(p, v, 12 + k, fd=True))
+    out += [ProgramCase(fan_p, fan_v, 14, passes=2), ProgramCase(fan_p, fan_v, 15, passes=3),
+            ProgramCase(fan_p, fan_v, 16, check="twice"), ProgramCase(fan_p, fan_v, 17, check="structure"),
+            ProgramCase(fan_p, fan_v, 18, check="stop", stop="v0"), ProgramCase(fan_p, fan_v, 19, check="stop", stop="v2")]
+    p, v = _program(sinks, ins, 5)
+    out += [ProgramCase(p, v, 20, check="structure"), DeepGraphCase(DEEP_STEPS)]
+    return out
+
+
+# ---------------------------------------------------------------------------- per row
+def row_cases(row: str) -> list:
+    """The coverage pass of one report row: its deterministic cases, the plain one first."""
+    for spec in list(OPS.values()) + list(LOSS_OPS.values()):
+        if spec.row == row:
+            return _op_cases(spec)
+    for spec in LAYERS.values():
+        if spec.row == row:
+            return _layer_cases(spec)
+    for spec in OPTIMIZERS.values():
+        if spec.row == row:
+            return _optimizer_cases(spec)
+    if row == MODULE_ROW:
+        return _module_cases()
+    if row == ENGINE_ROW:
+        return _engine_cases()
+    raise KeyError(f"no coverage samples for row {row!r}")
+
+
+def coverage_rows() -> list:
+    return rows()
+
+
+__all__ = ["row_cases", "coverage_rows", "sample_case", "spec_of"]

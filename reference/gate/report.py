@@ -1,0 +1,188 @@
+"""The gate's report as data: rows, findings, verdict, the JSON document, and merging shards.
+
+`summarize` turns the workers' records into one row per report row -- examples, the worst
+error against torch and against finite differences (in units of the tolerance), the
+conditions reached and how often, and a status: `fail` (a finding is blamed on it), `thin`
+(some condition was never reached) or `pass` -- and the distinct findings (one per
+signature, the earliest). `document` is the JSON report (the contract's fields, plus
+coverage and timing fields); `merge` combines shard reports into one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Summary:
+    rows: list                  # JSON "ops" entries
+    findings: list              # distinct finding records, earliest first
+    internal: list              # internal errors of the suite
+    examples: int = 0
+    tests: int = 0
+    invalid: int = 0
+    set_aside: int = 0
+    duplicates: dict = field(default_factory=dict)   # signature key -> further sightings
+
+    @property
+    def thin(self) -> list:
+        return [r["op"] for r in self.rows if r["status"] == "thin"]
+
+    @property
+    def first_failure_s(self) -> float | None:
+        return min((f["t"] for f in self.findings), default=None)
+
+
+def key(finding: dict) -> tuple:
+    return (finding["row"], finding["check"], tuple(sorted(finding.get("signature", ()))))
+
+
+def status_of(row: dict, failed: set) -> str:
+    if row["op"] in failed:
+        return "fail"
+    return "thin" if any(n == 0 for n in row["conditions"].values()) else "pass"
+
+
+def summarize(records: list, rows: list, conditions: dict) -> Summary:
+    """`rows`: the report's rows in order; `conditions`: row -> its condition names."""
+    stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0)}
+             for r in rows}
+    findings, internal, dup = {}, [], {}
+    s = Summary([], [], [])
+    for r in records:
+        kind = r.get("kind")
+        if kind == "test":
+            s.tests += 1
+            s.examples += r["examples"]
+            s.invalid += r.get("invalid", 0)
+            s.set_aside += r.get("set_aside", 0)
+            for row, (n, t, f, conds) in r["rows"].items():
+                if row not in stats:
+                    continue
+                st = stats[row]
+                st["examples"] += n
+                st["torch"] = max(st["torch"], t)
+                if f is not None:
+                    st["fd"] = f if st["fd"] is None else max(st["fd"], f)
+                for c, k in conds.items():
+                    if c in st["conds"]:
+                        st["conds"][c] += k
+        elif kind == "finding":
+            k = key(r)
+            if k in findings:
+                dup[k] = dup.get(k, 0) + 1
+                if r["t"] < findings[k]["t"]:
+                    findings[k] = r
+            else:
+                findings[k] = r
+        elif kind == "internal":
+            internal.append(r)
+    failed = {f["row"] for f in findings.values()}
+    for row in rows:
+        st = stats[row]
+        entry = {"op": row, "examples": st["examples"], "max_err_torch": float(st["torch"]),
+                 "max_err_fd": float(st["fd"]) if st["fd"] is not None else 0.0, "status": "",
+                 "conditions": st["conds"], "fd_ran": st["fd"] is not None}
+        entry["status"] = status_of(entry, failed)
+        s.rows.append(entry)
+    s.findings = sorted(findings.values(), key=lambda f: f["t"])
+    s.internal, s.duplicates = internal, dup
+    return s
+
+
+def verdict(summary: Summary, crashed: bool, interrupted: bool, require_coverage: bool) -> tuple:
+    """(exit status, text): 2 for an internal error, a crash of the run or an interruption
+    (never 1 for a failure of the tool itself), 1 for findings (or, with
+    --require-coverage, an unreached condition), 0 otherwise."""
+    if interrupted:
+        return 2, "interrupted"
+    if summary.internal or crashed:
+        return 2, "internal error"
+    if summary.findings:
+        return 1, f"{len(summary.findings)} finding(s)"
+    if require_coverage and summary.thin:
+        return 1, f"{len(summary.thin)} row(s) with unreached conditions"
+    return 0, "no failures"
+
+
+def document(summary: Summary, run: dict) -> dict:
+    """The JSON report: the contract's fields (seed, budget_s, workers, elapsed_s, ops,
+    failures) and this run's extra fields (`run`, e.g. profile, shard, interrupted)."""
+    failures = [{"test": f["test"], "op": f["row"], "check": f["check"], "message": f["message"],
+                 "reproducer": f.get("reproducer"), "conditions": f.get("conditions", []),
+                 "signature": f.get("signature", []), "found_at_s": round(f["t"], 3), "shrunk": f.get("shrunk", False)}
+                for f in summary.findings]
+    rows = [{k: v for k, v in r.items() if k != "fd_ran"} for r in summary.rows]
+    doc = {"seed": int(run["seed"]), "budget_s": float(run["budget_s"]), "workers": int(run["workers"]),
+           "elapsed_s": float(run["elapsed_s"]), "ops": rows, "failures": failures}
+    doc.update({k: v for k, v in run.items() if k not in doc})
+    doc.update({"examples": summary.examples, "tests": summary.tests, "first_failure_s": summary.first_failure_s,
+                "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal]})
+    return doc
+
+
+def without_timings(doc: dict) -> dict:
+    """The report with every timing field removed (what two runs of --examples N with the
+    same seed and code must agree on)."""
+    timing = {"elapsed_s", "first_failure_s", "found_at_s", "budget_s"}
+    out = {k: v for k, v in doc.items() if k not in timing}
+    out["failures"] = [{k: v for k, v in f.items() if k not in timing} for f in doc.get("failures", [])]
+    return out
+
+
+class MergeError(ValueError):
+    """Shard reports that do not make one run."""
+
+
+def merge(docs: list) -> dict:
+    """One report from shard reports of one run (same seed; shards 1..N each exactly once)."""
+    if not docs:
+        raise MergeError("no reports to merge")
+    seeds = {d["seed"] for d in docs}
+    if len(seeds) != 1:
+        raise MergeError(f"the reports come from different seeds: {sorted(seeds)}")
+    shards = [tuple(d.get("shard", [1, 1])) for d in docs]
+    n = {s[1] for s in shards}
+    if len(n) != 1 or sorted(s[0] for s in shards) != list(range(1, n.pop() + 1)):
+        raise MergeError(f"the reports must be shards 1..N of one run, each once; got {sorted(shards)}")
+    rows: dict = {}
+    for d in docs:
+        for r in d["ops"]:
+            m = rows.setdefault(r["op"], {"op": r["op"], "examples": 0, "max_err_torch": 0.0, "max_err_fd": 0.0,
+                                         "status": "", "conditions": {}})
+            m["examples"] += r["examples"]
+            m["max_err_torch"] = max(m["max_err_torch"], r["max_err_torch"])
+            m["max_err_fd"] = max(m["max_err_fd"], r["max_err_fd"])
+            for c, k in r.get("conditions", {}).items():
+                m["conditions"][c] = m["conditions"].get(c, 0) + k
+    failures, seen = [], set()
+    for f in sorted((f for d in docs for f in d["failures"]), key=lambda f: f.get("found_at_s") or 0):
+        k = (f["op"], f["check"], tuple(f.get("signature", ())))
+        if k not in seen:
+            seen.add(k)
+            failures.append(f)
+    failed = {f["op"] for f in failures}
+    for r in rows.values():
+        r["status"] = status_of(r, failed)
+    out = {"seed": seeds.pop(), "budget_s": max(d["budget_s"] for d in docs),
+           "workers": sum(d["workers"] for d in docs), "elapsed_s": max(d["elapsed_s"] for d in docs),
+           "ops": list(rows.values()), "failures": failures, "merged_shards": len(docs),
+           "examples": sum(d.get("examples", 0) for d in docs),
+           "first_failure_s": min((f["found_at_s"] for f in failures), default=None),
+           "thin": [r["op"] for r in rows.values() if r["status"] == "thin"],
+           "internal_errors": [m for d in docs for m in d.get("internal_errors", [])],
+           "interrupted": any(d.get("interrupted") for d in docs), "crashed": any(d.get("crashed") for d in docs),
+           "require_coverage": any(d.get("require_coverage") for d in docs)}
+    return out
+
+
+def merged_status(doc: dict) -> tuple:
+    """(exit status, text) of a merged report, by the same rule as a single run's."""
+    if doc.get("interrupted"):
+        return 2, "a shard was interrupted"
+    if doc.get("internal_errors") or doc.get("crashed"):
+        return 2, "internal error"
+    if doc["failures"]:
+        return 1, f"{len(doc['failures'])} finding(s)"
+    if doc.get("require_coverage") and doc["thin"]:
+        return 1, f"{len(doc['thin'])} row(s) with unreached conditions"
+    return 0, "no failures"

@@ -1,0 +1,247 @@
+"""The one helper every property test uses: judge an example, keep searching after a finding.
+
+- `attempt(case)` runs one case under the per-example time limit and says what happened:
+  passed (with its `Outcome`), invalid (the oracles cannot judge it), failed (a `Mismatch`)
+  or timed out (pygrad did not return: a finding, the row set aside from then on).
+- `run_samples(cases)` is the coverage pass of one row: every case runs, each failure whose
+  signature no earlier finding explains is recorded at once (no shrinking: the samples are
+  small by construction), and the test fails at the end if any was found.
+- `run_property(strategy)` is a random property: hypothesis draws and shrinks. In a gate run
+  a finding does not end the test: it is recorded with its shrunk reproducer, set aside, and
+  hypothesis resumes (with the next seed) to look for failures with other signatures, until
+  the test's time share is spent. Failures a known finding explains are rejected, so the
+  shrinker never walks back into a known bug.
+- `prop(rows, checks)` labels a property test for the gate's budget and `--list`.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+from hypothesis import HealthCheck, given, note, reject, seed, settings, target
+from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
+
+from reference import printer
+from reference.checks import Mismatch
+from reference.compare import InvalidExample
+from reference.conditions import explains, signature
+from reference.gate import session
+from reference.program import Progress
+from reference.registry import ENGINE_ROW
+
+MAX_ROUNDS = 6          # searches per random test after findings (gate runs)
+SHRINK_GRACE = 8.0      # seconds of shrinking a gate run allows past its drawing deadline
+
+
+class ExampleTimeout(BaseException):
+    """An example ran past its time limit (a BaseException: pygrad's `except Exception`
+    must not swallow it)."""
+
+
+class FindingsRecorded(AssertionError):
+    """The test found failures; they are already in the gate's stream."""
+
+
+def prop(rows, checks: tuple):
+    """Label a property test: `rows(**params)` -> the report rows its examples count in
+    (for the gate's time shares); `checks`: the check kinds its findings carry."""
+    def label(fn):
+        fn.pygrad_rows, fn.pygrad_checks = rows, tuple(checks)
+        return fn
+    return label
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise ExampleTimeout in the main thread after `seconds` (no limit elsewhere)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ExampleTimeout(f"the example ran for more than {seconds:g} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def attempt(case, test: str = "") -> tuple:
+    """("passed", Outcome) | ("invalid", reason) | ("failed", Mismatch) | ("timeout", Mismatch)."""
+    session.set_inflight(test, repr(case), sorted(case.rows()))
+    Progress.listener = session.set_node
+    limit = session.example_timeout()
+    try:
+        with time_limit(limit):
+            return "passed", case.run()
+    except InvalidExample as e:
+        return "invalid", str(e)
+    except Mismatch as m:
+        return "failed", m
+    except ExampleTimeout:
+        return "timeout", hang(case, limit)
+    finally:
+        Progress.listener = None
+
+
+def hang(case, limit: float) -> Mismatch:
+    """The finding of an example that did not return: blamed on the node it had reached."""
+    node = Progress.node or ""
+    program = getattr(case, "program", None)
+    if program is not None and node in program.names and not program.is_input(node):
+        row, where = program.node(node).spec.row, printer.describe(program, node)
+    else:
+        rows = sorted(case.rows() - {ENGINE_ROW}) or [ENGINE_ROW]
+        row, where = rows[0], node or "the example"
+    body = ["# under the gate this did not return within %g s" % limit]
+    if program is not None:
+        body = printer.program_code(program, case.values).splitlines() + body
+    else:
+        body.append(f"# {case!r}".replace("\n", "\n# "))
+    return Mismatch("error", row, f"pygrad did not return within {limit:g} s (it hangs, or is far too slow) "
+                    f"at {where}", where, printer.regression_test("error", row.replace(":", "_"), body))
+
+
+def _record_finding(m: Mismatch, test: str, shrunk: bool, fatal: bool = False) -> tuple:
+    sig = signature(m.row, m.check, m.conditions)
+    session.finding({"test": test, "message": m.message, "where": m.where, "reproducer": _stamp(m.reproducer, test),
+                     "conditions": sorted(m.conditions), "shrunk": shrunk}, sig, fatal)
+    return sig
+
+
+def _stamp(reproducer: str | None, test: str) -> str | None:
+    """Name the test that found it (and the seed to replay) in the reproducer's docstring."""
+    import os
+    if reproducer is None:
+        return None
+    seed_ = os.environ.get(session.ENV_SEED)
+    line = f"\nFound by {test}" + (f" (pygrad-check --seed {seed_})" if seed_ else "") + "."
+    head, sep, rest = reproducer.partition('check).')
+    return head + sep + line + rest if sep else reproducer
+
+
+def _explained(sig: tuple, extra=()) -> bool:
+    return any(explains(k, sig) for k in list(session.known()) + list(extra))
+
+
+# ---------------------------------------------------------------------------- coverage pass
+def run_samples(cases, test: str) -> int:
+    """Run every case (see the module docstring); returns the number of findings."""
+    found = []
+    for case in cases:
+        if case.rows() & session.fatal_rows():
+            session.set_aside()
+            continue
+        status, value = attempt(case, test)
+        if status == "passed":
+            session.record(case.conditions(), value)
+        elif status == "invalid":
+            session.invalid()
+        else:
+            sig = signature(value.row, value.check, value.conditions)
+            if _explained(sig, found):
+                session.set_aside()
+                continue
+            found.append(_record_finding(value, test, shrunk=False, fatal=status == "timeout"))
+    if found:
+        raise FindingsRecorded(f"{len(found)} finding(s) in {test}: {[s[:2] for s in found]}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- random properties
+def example(case, test: str):
+    """The body of a random property: one drawn case, judged."""
+    session.check_budget()   # after every draw: stopping earlier would look flaky to hypothesis
+    if case.rows() & session.fatal_rows():
+        session.set_aside()
+        reject()
+    note(repr(case))
+    status, value = attempt(case, test)
+    if status == "invalid":
+        note(f"invalid example: {value}")
+        session.invalid()
+        reject()
+    if status == "timeout":
+        _record_finding(value, test, shrunk=False, fatal=True)
+        reject()
+    if status == "failed":
+        if _explained(signature(value.row, value.check, value.conditions)):
+            session.set_aside()
+            reject()
+        raise value
+    session.record(case.conditions(), value)
+    target(min(value.err_torch, 1e6), label="error/tolerance against torch")
+    if value.err_fd is not None:
+        target(min(value.err_fd, 1e6), label="error/tolerance against finite differences")
+    return value
+
+
+def _mismatch_in(exc) -> Mismatch | None:
+    if isinstance(exc, Mismatch):
+        return exc
+    for inner in getattr(exc, "exceptions", ()) or ():
+        m = _mismatch_in(inner)
+        if m is not None:
+            return m
+    return None
+
+
+def _cap_shrinking() -> None:
+    """In a gate run, let hypothesis shrink a failure until SHRINK_GRACE seconds past the
+    drawing deadline (at least 5 s) instead of its own 300 s, so a failing run still ends
+    close to its budget. (This sets hypothesis' internal cap; without it, nothing.)"""
+    import os
+    deadline = os.environ.get(session.ENV_DEADLINE)
+    if not deadline or session.fixed_examples() is not None:
+        return
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover - hypothesis reorganised its internals
+        return
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        engine.MAX_SHRINKING_SECONDS = max(5.0, float(deadline) + SHRINK_GRACE - time.time())
+
+
+def run_property(strategy, test: str) -> None:
+    """A random property over `strategy` (see the module docstring)."""
+    def body(case):
+        example(case, test)
+    test_fn = given(strategy)(body)
+    if not session.gate_mode():
+        test_fn()
+        return
+    examples = session.fixed_examples()
+    if examples is not None:
+        test_fn = settings(max_examples=examples, suppress_health_check=list(HealthCheck))(test_fn)
+    found = []
+    for rounds in range(MAX_ROUNDS):
+        _cap_shrinking()
+        try:
+            (seed(1000003 * rounds + 7)(test_fn) if rounds else test_fn)()
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            import pytest
+            if isinstance(exc, pytest.skip.Exception):
+                break
+            m = _mismatch_in(exc)
+            if m is None:
+                if isinstance(exc, (Unsatisfiable, FailedHealthCheck)):
+                    break   # everything left is set aside: this test's space is exhausted
+                if isinstance(exc, Flaky):
+                    continue
+                if isinstance(exc, HypothesisException):
+                    raise
+                raise
+            sig = signature(m.row, m.check, m.conditions)
+            if not _explained(sig):
+                found.append(_record_finding(m, test, shrunk=True))
+            if session.time_left() <= 0:
+                break
+            continue
+        break
+    if found:
+        raise FindingsRecorded(f"{len(found)} finding(s) in {test}: {[s[:2] for s in found]}")

@@ -1,0 +1,66 @@
+"""The registry: one table per extension axis, the single source of truth of the suite.
+
+- `OPS`: one `OpSpec` per public Tensor operation (the contract's `reference.registry.OPS`);
+- `LOSS_OPS`: pygrad's loss classes as entries of the same kind; `MODULE_LOSSES`: the ends
+  a random Module may have;
+- `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
+- `ROWS`: every row of the gate's report, each with its conditions (`row_conditions`).
+
+Every strategy, oracle, check, coverage sample and report row is derived from these tables.
+"""
+from __future__ import annotations
+
+from reference.registry.layers import LAYERS, Layer, LayerSpec, LayerUse, SpecError
+from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
+from reference.registry.ops import COVERS, OPS
+from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
+from reference.registry.spec import DTYPES, U, Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
+
+MODULE_ROW = "module"
+ENGINE_ROW = "engine"
+
+MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_reset",
+                     "optimizer step between calls", "float32", "exact zero at a ReLU kink")
+"""Conditions of the `module` row: how users call a Module."""
+
+ENGINE_CONDITIONS = ("fan-out", "several sinks", "chain of ops", "weights and inputs", "reset_grad=False",
+                     "backward twice", "create_graph order", "learnable=False node", "deep graph (10 000 ops)")
+"""Conditions of the `engine` row: graph shapes and backward schedules."""
+
+
+def spec_of(op: str) -> OpSpec:
+    """The entry of a program node's op: a Tensor operation or a loss class."""
+    return OPS[op] if op in OPS else LOSS_OPS[op]
+
+
+def op_rows() -> list:
+    return [spec.row for spec in list(OPS.values()) + list(LOSS_OPS.values())]
+
+
+def rows() -> list:
+    """Every row of the gate's report, in table order."""
+    return (op_rows() + [spec.row for spec in LAYERS.values()] + [MODULE_ROW]
+            + [spec.row for spec in OPTIMIZERS.values()] + [ENGINE_ROW])
+
+
+def row_conditions(row: str) -> tuple:
+    """The names of the conditions the row must reach to read `pass` (not `thin`)."""
+    for spec in list(OPS.values()) + list(LOSS_OPS.values()):
+        if spec.row == row:
+            return tuple(dict.fromkeys(c.name for c in spec.all_conditions()))
+    for table in (LAYERS, OPTIMIZERS):
+        for spec in table.values():
+            if spec.row == row:
+                return tuple(dict.fromkeys(c.name for c in spec.conditions))
+    return {MODULE_ROW: MODULE_CONDITIONS, ENGINE_ROW: ENGINE_CONDITIONS}.get(row, ())
+
+
+def ops_of_row(row: str) -> list:
+    """The op entries whose examples count in `row` (for --only)."""
+    return [name for name, spec in {**OPS, **LOSS_OPS}.items() if spec.row == row]
+
+
+__all__ = ["OPS", "LOSS_OPS", "MODULE_LOSSES", "LAYERS", "OPTIMIZERS", "COVERS", "DTYPES", "U", "MODULE_ROW",
+           "ENGINE_ROW", "Condition", "ErrorInput", "Layer", "LayerSpec", "LayerUse", "ModuleLoss", "OpSpec",
+           "OptimizerSpec", "Plan", "Sample", "SpecError", "TrainUse", "Use", "axes_of", "count_of", "rows",
+           "row_conditions", "spec_of", "op_rows", "ops_of_row"]

@@ -1,0 +1,250 @@
+"""The entry types of the registry: what one op (or loss) declares about itself.
+
+An `OpSpec` is complete in the OpInfo sense: how to call the op in pygrad (a code template
+that also prints it), its PyTorch twin and NumPy forward reference, its shape rule (which
+draws random operands, enumerates the deterministic samples of the coverage pass and states
+the bug-prone conditions), its input domain and kinks, its rounding-error model and its
+error inputs. Nothing outside the entry branches on the op's name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+# Unit roundoff of each float dtype: the scale of every per-dtype tolerance.
+U = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+DTYPES = tuple(U)
+
+
+@dataclass(frozen=True)
+class Use:
+    """One application of an op inside an example, as condition predicates see it."""
+
+    shapes: tuple                 # operand shapes
+    dtypes: tuple                 # operand dtypes, e.g. ("float32", "float64")
+    args: Mapping                 # every argument, defaults filled in
+    values: tuple | None = None   # operand values (float64 arrays), when known
+    same_operand: bool = False    # one tensor in both operand slots (x * x)
+
+    @property
+    def ndims(self) -> tuple:
+        return tuple(len(s) for s in self.shapes)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A bug-prone condition: a coverage label of the gate's report, reached by an example
+    when `test(use)` holds for one of its uses of the op."""
+
+    name: str
+    test: Callable[[Use], bool]
+
+    def reached(self, use: Use) -> bool:
+        try:
+            return bool(self.test(use))
+        except (TypeError, IndexError, ValueError, KeyError):
+            return False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A deterministic example of the coverage pass: operand shapes (and dtypes), arguments,
+    and how to fill the values -- "smooth" (inside the domain, away from kinks: finite
+    differences apply), "kinks" (exact kink points on purpose: torch only) or "wide"
+    (magnitudes up to ~1e3: the large-input paths) -- or `make(rng)`, which returns them."""
+
+    shapes: tuple
+    args: Mapping = field(default_factory=dict)
+    dtypes: tuple | None = None
+    same_operand: bool = False
+    values: str = "smooth"
+    make: Callable | None = None      # rng -> operand arrays, instead of `values`
+    constant: tuple = ()              # operands that are constants (learnable=False)
+
+    def operand_dtypes(self) -> tuple:
+        return self.dtypes or ("float64",) * len(self.shapes)
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """A call pygrad must refuse: operand shapes and arguments (values: ones, or `make(rng)`),
+    the exception type, and a text its message must contain (the op's name)."""
+
+    shapes: tuple
+    args: Mapping = field(default_factory=dict)
+    error: type = ValueError
+    match: str = ""
+    make: Callable | None = None
+
+
+@dataclass
+class Plan:
+    """How to apply an op to an anchor operand: arguments, the anchor's operand slot, the
+    shapes of the other operands, and whether any shape broadcastable with the anchor's
+    would do (so a program may reuse an existing node there)."""
+
+    args: dict
+    slot: int = 0
+    others: tuple = ()
+    broadcast: bool = False
+
+
+def _no_kinks(operands, args) -> list:
+    return []
+
+
+def _real(args) -> tuple:
+    return ("real", "real")
+
+
+def _any_sign(signs, args) -> str:
+    return "any"
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One pygrad operation.
+
+    - `code`: a template such as ``"{0} + {1}"`` or ``"{0}.sum({args})"``; the same template
+      calls the op (compiled once) and prints it, so the two cannot drift apart;
+    - `torch` / `numpy`: the PyTorch twin (float64 oracle) and NumPy forward (finite
+      differences), both with NumPy semantics;
+    - `rule`: the shape rule (`reference.registry.rules`): random operands, coverage
+      samples, conditions; `conditions` / `samples` / `error_inputs` add the op's own;
+    - `domain(args)`: per-operand "real" | "pos" | "nonzero"; `kinks(operands, args)`:
+      [(s, exact)] with a kink where s == 0 (exact: torch defines the derivative there);
+      `exact_kinks`: how samples place exact kink points ("zeros" | "rows");
+    - `sign(signs, args)`: the sign class of the output ("pos" | "nonneg" | "any"), so
+      programs feed domain-restricted ops only what they accept;
+    - the rounding-error model, per dtype through the unit roundoff u: `out_ulps` (relative
+      output error), `in_ulps` (backward-stable operand perturbation), `out_abs(operands,
+      out, args)` and `bwd_abs(operands, out, g, args)` (absolute errors / u);
+    - `returns_operand(shapes)`: pygrad returns the operand itself (no new node) for these
+      operand shapes (`.T` of a 0-D or 1-D tensor);
+    - `reflected`: the op is Python's reflected form of a binary operator (a constant on the
+      left); `broadcast`: its operands broadcast against each other;
+    - `in_programs`: random programs may use it (losses are checked on their own);
+    - `row`: the report row its examples count in (default: its name); `op_name`: the name
+      pygrad's error messages use for it (`rsub` raises as `sub`)."""
+
+    name: str
+    arity: int
+    code: str
+    torch: Callable
+    numpy: Callable
+    rule: object
+    posargs: tuple = ()
+    kwargs: tuple = ()
+    defaults: Mapping = field(default_factory=dict)
+    domain: Callable = _real
+    kinks: Callable = _no_kinks
+    exact_kinks: str | None = None
+    sign: Callable = _any_sign
+    out_ulps: float = 0.0
+    in_ulps: Callable | float = 0.0
+    out_abs: Callable | None = None
+    bwd_abs: Callable | None = None
+    fd_min_side: int = 1
+    wide_range: bool = False
+    reflected: bool = False
+    broadcast: bool = False
+    returns_operand: Callable = lambda shapes: False
+    in_programs: bool = True
+    conditions: tuple = ()
+    samples: tuple = ()
+    error_inputs: tuple = ()
+    row: str = ""
+    op_name: str = ""
+    notes: str = ""
+
+    def __post_init__(self):
+        if self.arity not in (1, 2):
+            raise ValueError(f"{self.name}: arity must be 1 or 2")
+        if not self.row:
+            object.__setattr__(self, "row", self.name)
+        if not self.op_name:
+            object.__setattr__(self, "op_name", self.name)
+
+    # ------------------------------------------------------------------ arguments
+    def all_args(self, args: Mapping) -> dict:
+        """`args` with pygrad's defaults filled in (what the twins and references receive)."""
+        return {**self.defaults, **args}
+
+    def domains(self, args: Mapping) -> tuple:
+        return self.domain(self.all_args(args))
+
+    def operand_in_ulps(self, operands, args) -> float:
+        return self.in_ulps(operands, args) if callable(self.in_ulps) else self.in_ulps
+
+    # ------------------------------------------------------------------ the template
+    def call(self, *operands, **args):
+        """Apply the op in pygrad by evaluating its `code` template."""
+        names = tuple(sorted(args))
+        key = (self.code, len(operands), names)
+        fn = _COMPILED.get(key)
+        if fn is None:
+            expr = self.render([f"_{i}" for i in range(len(operands))], {k: k for k in names},
+                               lambda key, value: value)
+            params = ", ".join([f"_{i}" for i in range(len(operands))] + list(names))
+            fn = eval(f"lambda {params}: {expr}", _namespace())  # noqa: S307 - our own templates
+            _COMPILED[key] = fn
+        return fn(*operands, **args)
+
+    def render(self, operands: list, args: Mapping, fmt: Callable) -> str:
+        """The template filled with operand expressions and arguments formatted by
+        `fmt(name, value)`."""
+        parts = [fmt(k, args[k]) for k in self.posargs if k in args]
+        parts += [f"{k}={fmt(k, args[k])}" for k in self.kwargs if k in args]
+        joined = ", ".join(parts)
+        named = {k: fmt(k, v) for k, v in args.items() if k not in self.posargs + self.kwargs}
+        return self.code.format(*operands, args=joined, targs=", " + joined if joined else "", **named)
+
+    # ------------------------------------------------------------------ conditions
+    def all_conditions(self) -> tuple:
+        """The rule's conditions, the op's own, and those its flags imply."""
+        extra = []
+        if self.exact_kinks:
+            extra.append(Condition("exact kink point", _at_exact_kink(self)))
+        if self.wide_range:
+            extra.append(Condition("large magnitudes",
+                                   lambda use: use.values is not None and any(
+                                       np.any(np.abs(v) > 100) for v in use.values)))
+        return tuple(self.rule.conditions) + tuple(self.conditions) + tuple(extra)
+
+    def all_samples(self) -> tuple:
+        return tuple(self.rule.samples(self)) + tuple(self.samples)
+
+
+def _at_exact_kink(spec: OpSpec):
+    def test(use: Use) -> bool:
+        if use.values is None:
+            return False
+        with np.errstate(all="ignore"):
+            return any(np.any(np.asarray(exact) & (np.asarray(s) == 0))
+                       for s, exact in spec.kinks(list(use.values), dict(use.args)))
+    return test
+
+
+_COMPILED: dict = {}
+
+
+def _namespace() -> dict:
+    """Names the templates may use besides their operands (the loss classes)."""
+    import pygrad
+    return {"pygrad": pygrad, "BCELoss": pygrad.BCELoss, "CCELoss": pygrad.CCELoss}
+
+
+# ---------------------------------------------------------------------------- axis helpers
+def axes_of(axis, ndim: int) -> tuple:
+    """NumPy's reading of `axis` as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(a % ndim for a in items))
+
+
+def count_of(shape: tuple, axis) -> int:
+    return math.prod(shape[a] for a in axes_of(axis, len(shape)))
