@@ -21,7 +21,7 @@ from reference.checks.module import ModuleCalls, check_module
 from reference.checks.program import check_program
 from reference.checks.training import TrainRun, check_training
 from reference.conditions import program_conditions
-from reference.nets import shapes
+from reference.nets import ops_of, shapes
 from reference.program import Program
 from reference.registry import ENGINE_ROW, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPTIMIZERS, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
@@ -64,6 +64,12 @@ class ProgramCase:
     def rows(self) -> set:
         return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW}
 
+    @property
+    def row(self) -> str:
+        """The row a finding of this case is blamed on when no node is."""
+        ops = set(self.program.ops())
+        return spec_of(ops.pop()).row if len(ops) == 1 and self.check == "torch" else ENGINE_ROW
+
     def __repr__(self):
         code = printer.program_code(self.program, self.values).replace("\n", "\n    ")
         what = f"check={self.check!r}, passes={self.passes}" + (f", stop={self.stop!r}" if self.stop else "")
@@ -75,6 +81,7 @@ class ModuleCase:
     """Module calls (`checks.module.ModuleCalls`)."""
 
     calls: ModuleCalls
+    row = MODULE_ROW
 
     def run(self) -> Outcome:
         worst = check_module(self.calls)
@@ -97,7 +104,7 @@ class ModuleCase:
         return out
 
     def rows(self) -> set:
-        return set(self.conditions())
+        return set(self.conditions()) | {spec_of(op).row for op in ops_of(self.calls.spec)}
 
     def __repr__(self):
         c = self.calls
@@ -111,6 +118,16 @@ class TrainCase:
 
     train: TrainRun
 
+    @property
+    def row(self) -> str:
+        return self.train.row
+
+    def prepare(self) -> None:
+        """torch.optim's first step imports torch._dynamo (~1 s): not the example's time."""
+        import torch
+        p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        torch.optim.SGD([p], lr=0.1).step()
+
     def run(self) -> Outcome:
         worst = check_training(self.train)
         return Outcome(err_torch=worst, per_row={self.train.row: worst})
@@ -120,7 +137,8 @@ class TrainCase:
         return {self.train.row: self.train.conditions(n)}
 
     def rows(self) -> set:
-        return {self.train.row}
+        spec = self.train.spec
+        return {self.train.row} | {layer.spec.row for layer in spec.layers} | {spec_of(op).row for op in ops_of(spec)}
 
     def __repr__(self):
         t = self.train
@@ -132,6 +150,7 @@ class TrainCase:
 @dataclass(frozen=True)
 class DropoutCase:
     run_: DropoutRun
+    row = "layer:Dropout"
 
     def run(self) -> Outcome:
         return check_dropout(self.run_)
@@ -149,6 +168,7 @@ class DropoutCase:
 @dataclass(frozen=True)
 class DeepGraphCase:
     steps: int
+    row = ENGINE_ROW
 
     def run(self) -> Outcome:
         return check_deep_graph(self.steps)
@@ -204,6 +224,10 @@ class ErrorCase:
 
     def rows(self) -> set:
         return {spec_of(self.op).row}
+
+    @property
+    def row(self) -> str:
+        return spec_of(self.op).row
 
     def __repr__(self):
         return f"ErrorCase({self.op!r}, {self.error_input!r})"

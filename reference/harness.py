@@ -73,7 +73,8 @@ def time_limit(seconds: float):
 
 def attempt(case, test: str = "") -> tuple:
     """("passed", Outcome) | ("invalid", reason) | ("failed", Mismatch) | ("timeout", Mismatch)."""
-    session.set_inflight(test, repr(case), sorted(case.rows()))
+    session.set_inflight(test, repr(case), [case.row] + sorted(case.rows() - {case.row}))
+    getattr(case, "prepare", lambda: None)()    # first-use costs of the oracle, outside the limit
     Progress.listener = session.set_node
     limit = session.example_timeout()
     try:
@@ -96,8 +97,7 @@ def hang(case, limit: float) -> Mismatch:
     if program is not None and node in program.names and not program.is_input(node):
         row, where = program.node(node).spec.row, printer.describe(program, node)
     else:
-        rows = sorted(case.rows() - {ENGINE_ROW}) or [ENGINE_ROW]
-        row, where = rows[0], node or "the example"
+        row, where = case.row, node or "the example"
     body = ["# under the gate this did not return within %g s" % limit]
     if program is not None:
         body = printer.program_code(program, case.values).splitlines() + body
@@ -107,10 +107,10 @@ def hang(case, limit: float) -> Mismatch:
                     f"at {where}", where, printer.regression_test("error", row.replace(":", "_"), body))
 
 
-def _record_finding(m: Mismatch, test: str, shrunk: bool, fatal: bool = False) -> tuple:
+def _record_finding(m: Mismatch, test: str, shrunk: bool, fatal_rows=()) -> tuple:
     sig = signature(m.row, m.check, m.conditions)
     session.finding({"test": test, "message": m.message, "where": m.where, "reproducer": _stamp(m.reproducer, test),
-                     "conditions": sorted(m.conditions), "shrunk": shrunk}, sig, fatal)
+                     "conditions": sorted(m.conditions), "shrunk": shrunk}, sig, fatal_rows)
     return sig
 
 
@@ -123,6 +123,11 @@ def _stamp(reproducer: str | None, test: str) -> str | None:
     line = f"\nFound by {test}" + (f" (pygrad-check --seed {seed_})" if seed_ else "") + "."
     head, sep, rest = reproducer.partition('check).')
     return head + sep + line + rest if sep else reproducer
+
+
+def _fatal(case) -> set:
+    """The rows set aside after a hang: every row of the example but the engine's."""
+    return case.rows() - {ENGINE_ROW}
 
 
 def _explained(sig: tuple, extra=()) -> bool:
@@ -144,10 +149,11 @@ def run_samples(cases, test: str) -> int:
             session.invalid()
         else:
             sig = signature(value.row, value.check, value.conditions)
-            if _explained(sig, found):
+            if _explained(sig, found) or (status == "timeout" and case.rows() & session.fatal_rows()):
                 session.set_aside()
                 continue
-            found.append(_record_finding(value, test, shrunk=False, fatal=status == "timeout"))
+            found.append(_record_finding(value, test, shrunk=False,
+                                         fatal_rows=_fatal(case) if status == "timeout" else ()))
     if found:
         raise FindingsRecorded(f"{len(found)} finding(s) in {test}: {[s[:2] for s in found]}")
     return 0
@@ -167,7 +173,8 @@ def example(case, test: str):
         session.invalid()
         reject()
     if status == "timeout":
-        _record_finding(value, test, shrunk=False, fatal=True)
+        if not case.rows() & session.fatal_rows():   # another example of it hung meanwhile
+            _record_finding(value, test, shrunk=False, fatal_rows=_fatal(case))
         reject()
     if status == "failed":
         if _explained(signature(value.row, value.check, value.conditions)):

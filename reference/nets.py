@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.program import Input, Node, Program
-from reference.registry import LAYERS, MODULE_LOSSES, SpecError
+from reference.registry import MODULE_LOSSES, SpecError
 from reference.registry.spec import DTYPES
 
 
@@ -225,3 +225,13 @@ def program_values(spec: ModuleSpec, weights, values: dict, x, target, cast: boo
     for w in weights:
         out[w.program_input] = np.asarray(values[w.name], dtype=dt if cast else None)
     return out
+
+
+def ops_of(spec: ModuleSpec) -> set:
+    """The registry ops (and loss classes) the Module's forward and loss use."""
+    node = _Builder(spec.dtype, 1)
+    h = ["x"]
+    for i, layer in enumerate(spec.layers):
+        h.append(layer.spec.forward(node, layer, h[-1], h, lambda attr, i=i: f"w{i}_{attr}"))
+    MODULE_LOSSES[spec.loss].add(node, h[-1], "y")
+    return {n.op for n in node.nodes}

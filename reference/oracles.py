@@ -102,7 +102,8 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
         ops = [env[o] for o in n.operands]
         np_ops = [as_array(o) for o in ops]
         alias = spec.returns_operand([tuple(o.shape) for o in ops])   # pygrad returns the operand itself
-        u = noise.unit(prog.dtype(n.name)) if noise is not None else 0.0
+        dtype = spec.computes_in([prog.dtype(o) for o in n.operands]) if spec.computes_in else prog.dtype(n.name)
+        u = noise.unit(dtype) if noise is not None else 0.0
         if noise is not None and not alias:
             ops = [_edge(o, prog.dtype(name), spec.operand_in_ulps(np_ops, args) * u, noise) if o.requires_grad
                    else o * (1 + spec.operand_in_ulps(np_ops, args) * u * as_tensor(noise.factors(tuple(o.shape))))

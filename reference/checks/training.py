@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from reference import oracles, printer
-from reference.checks import InvalidExample, Mismatch  # noqa: F401
+from reference.checks import InvalidExample
 from reference.checks.module import Run, Script, blamer, pygrad_call
 from reference.compare import MAX_MAGNITUDE, RUNS, Oracle, classify_kinks, compare, floor, validate
 from reference.nets import ModuleSpec, build, module_program, program_values, weight
-from reference.registry import OPTIMIZERS, TrainUse
+from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
 
 OPT_ULPS = 8      # rounding of one optimizer update, relative to the update, in ulps
 STATE_ULPS = 4    # rounding of an optimizer state buffer (momentum, averages), in ulps
@@ -69,7 +69,7 @@ class TrainRun:
 def accumulation_divisor(spec: ModuleSpec, chunks: int) -> int:
     """`batch_size` for `step_single` so that accumulating equal chunks equals one step on
     their concatenation: 1 for a summed loss, the number of chunks for averaged ones."""
-    return 1 if spec.loss == "sse" else chunks
+    return 1 if MODULE_LOSSES[spec.loss].reduction == "sum" else chunks
 
 
 class Trajectory:

@@ -301,6 +301,12 @@ def finish(args, console, records, seed, shard, elapsed, returncode, interrupted
     summary = report.summarize(records, [row for row, _ in table], dict(table))
     crashed = not (interrupted or cut) and (returncode not in (0, 1) or (returncode == 1 and not summary.findings
                                                                         and not summary.internal))
+    coverage_tests = max((r.get("coverage_tests", 0) for r in records if r.get("kind") == "collected"), default=0)
+    coverage_done = sum(r.get("kind_of_test") == "coverage" for r in records if r.get("kind") == "test")
+    if not interrupted and not summary.findings and (not summary.tests or coverage_done < coverage_tests):
+        # nothing may pass unseen: a run whose coverage pass did not complete is no verdict
+        crashed = True
+        console.print(f"[bold red]the coverage pass did not complete[/] ({coverage_done}/{coverage_tests} rows)")
     status, verdict = report.verdict(summary, crashed, interrupted, args.require_coverage)
     wide = console if console.is_terminal else Console(width=170, file=console.file)
     wide.print(render.table(summary.rows))

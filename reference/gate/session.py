@@ -153,8 +153,7 @@ def _poll() -> list:
             sig = (r["row"], r["check"], frozenset(r["signature"]))
             if sig not in S.known:
                 S.known.append(sig)
-            if r.get("fatal"):
-                S.fatal.add(r["row"])
+            S.fatal.update(r.get("fatal_rows", ()))
     return new
 
 
@@ -254,16 +253,16 @@ def fatal_rows() -> set:
     return set(S.fatal)
 
 
-def finding(record: dict, sig: tuple, fatal: bool = False) -> None:
-    """Record a finding at once (the command line prints it as it arrives)."""
+def finding(record: dict, sig: tuple, fatal_rows=()) -> None:
+    """Record a finding at once (the command line prints it as it arrives). `fatal_rows`:
+    rows whose examples hang or crash from now on -- set aside in every process."""
     record = {"kind": "finding", **record, "row": sig[0], "check": sig[1], "signature": sorted(sig[2]),
-              "t": elapsed(), "fatal": fatal}
+              "t": elapsed(), "fatal_rows": sorted(fatal_rows)}
     if S.current is not None:
         S.current.findings.append({"sig": sig})
     if sig not in S.known:
         S.known.append(sig)
-    if fatal:
-        S.fatal.add(sig[0])
+    S.fatal.update(fatal_rows)
     _write(record)
 
 

@@ -214,6 +214,7 @@ class BinaryCrossEntropyRule(Rule):
 CCE = OpSpec(name="CCELoss", arity=2, code="CCELoss()({0}, {1}{targs})", torch=torch_cce, numpy=numpy_cce,
              rule=CrossEntropyRule(), kwargs=("mask",), defaults={"mask": False},
              domain=lambda args: ("real", "simplex"), out_abs=_cce_out_abs, bwd_abs=_cce_bwd_abs,
+             computes_in=lambda dtypes: dtypes[0],
              in_programs=False, row="loss:CCELoss",
              notes="logits (B, n, w); one-hot or probability targets; mask=True ignores padding rows")
 BCE = OpSpec(name="BCELoss", arity=2, code="BCELoss()({0}, {1})", torch=torch_bce, numpy=numpy_bce,
@@ -234,7 +235,9 @@ class ModuleLoss:
     program) or `forward(node, out, y)` (the loss as registry nodes: `node(op, operands,
     **args)` adds one); `logits`: the prediction must have the per-sample shape (n, w) (a
     Flatten is appended otherwise); `probabilities`: the last layer must be a Sigmoid or
-    Softmax (a Sigmoid is appended otherwise)."""
+    Softmax (a Sigmoid is appended otherwise); `reduction`: "sum" or "mean" over the batch's
+    samples (or entries), None when its divisor depends on the values (a masked loss counts
+    the rows it keeps) -- what `step_single` accumulation over equal chunks must divide by."""
 
     name: str
     code: str
@@ -244,6 +247,7 @@ class ModuleLoss:
     args: tuple = ()
     logits: bool = False
     probabilities: bool = False
+    reduction: str | None = "mean"
 
     @property
     def row(self) -> str | None:
@@ -279,11 +283,11 @@ def _classes(rng, shape, padded=False):
 
 
 MODULE_LOSSES = {loss.name: loss for loss in (
-    ModuleLoss("sse", "((y_pred - y_true) ** 2).sum()", _normal, forward=_squared("sum")),
+    ModuleLoss("sse", "((y_pred - y_true) ** 2).sum()", _normal, forward=_squared("sum"), reduction="sum"),
     ModuleLoss("mse", "((y_pred - y_true) ** 2).mean(axis=None, keepdims=False)", _normal, forward=_squared("mean")),
     ModuleLoss("cce", "CCELoss()(y_pred, y_true)", _classes, op="CCELoss", logits=True),
     ModuleLoss("cce_mask", "CCELoss()(y_pred, y_true, mask=True)", lambda rng, shape: _classes(rng, shape, True),
-               op="CCELoss", args=(("mask", True),), logits=True),
+               op="CCELoss", args=(("mask", True),), logits=True, reduction=None),
     ModuleLoss("bce", "BCELoss()(y_pred, y_true)", lambda rng, shape: rng.uniform(0.0, 1.0, shape), op="BCELoss",
                probabilities=True),
 )}

@@ -122,6 +122,8 @@ class OpSpec:
     - the rounding-error model, per dtype through the unit roundoff u: `out_ulps` (relative
       output error), `in_ulps` (backward-stable operand perturbation), `out_abs(operands,
       out, args)` and `bwd_abs(operands, out, g, args)` (absolute errors / u);
+    - `computes_in(operand dtypes)`: the dtype whose rounding the error model applies, when
+      it is not the promoted one (a loss that computes in its prediction's dtype);
     - `returns_operand(shapes)`: pygrad returns the operand itself (no new node) for these
       operand shapes (`.T` of a 0-D or 1-D tensor);
     - `reflected`: the op is Python's reflected form of a binary operator (a constant on the
@@ -152,6 +154,7 @@ class OpSpec:
     reflected: bool = False
     broadcast: bool = False
     returns_operand: Callable = lambda shapes: False
+    computes_in: Callable | None = None
     in_programs: bool = True
     conditions: tuple = ()
     samples: tuple = ()

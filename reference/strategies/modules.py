@@ -16,11 +16,12 @@ BATCH = st.integers(1, 4)
 
 
 @st.composite
-def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: bool = False):
+def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: bool = False, chunkable: bool = False):
     """A consistent `ModuleSpec`, drawn layer by layer from the tracked per-sample shape: each
     layer kind that fits it (the table's `draw`), then the loss, with what the loss needs
     appended (a Flatten before logits, a Sigmoid before probabilities). `weights`: at least
-    one layer with weights (a Linear is appended to a model without)."""
+    one layer with weights (a Linear is appended to a model without). `chunkable`: a loss whose
+    divisor does not depend on the values (step_single accumulation applies)."""
     dtype = dtype or draw(st.sampled_from(DTYPES))
     conv = draw(st.booleans())
     shape = (draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6))) if conv \
@@ -36,7 +37,7 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
     if weights and not any(layer.spec.weights(layer) for layer in layers):
         layers.append(draw(LAYERS["linear"].draw((1, 2), [])))
         acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
-    loss = draw(st.sampled_from(sorted(MODULE_LOSSES)))
+    loss = draw(st.sampled_from(sorted(n for n, m in MODULE_LOSSES.items() if m.reduction or not chunkable)))
     return ModuleSpec(shape, tuple(complete(layers, acts, loss)), loss=loss, dtype=dtype)
 
 
@@ -72,7 +73,7 @@ def train_cases(draw, name: str, accumulate: bool = False):
     target marked leaf=True or not, `model.weights` in a shuffled order or not, a parameter
     outside the graph or not. `accumulate`: each step is 2-3 equal chunks of 1-2 samples
     through `step_single`."""
-    spec = draw(module_specs(max_layers=4, weights=True), label="spec")
+    spec = draw(module_specs(max_layers=4, weights=True, chunkable=accumulate), label="spec")
     hyper = draw(OPTIMIZERS[name].strategy(), label="hyper-parameters")
     n_steps = draw(st.integers(1, 3) if accumulate else st.integers(3, 10))
     chunks = [(draw(st.integers(2, 3)), draw(st.integers(1, 2))) if accumulate else (1, draw(BATCH))

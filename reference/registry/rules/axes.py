@@ -1,0 +1,202 @@
+"""Rules of one operand and its axes: reductions, softmax, reshape, transpose, .T."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from reference.registry.rules.base import F32, FLOAT32, ZERO_D, Rule
+from reference.registry.spec import Condition, ErrorInput, Plan, Sample, axes_of
+
+
+# ---------------------------------------------------------------------------- reductions
+def _axis(u):
+    return u.args.get("axis")
+
+
+def _axis_list(u) -> list:
+    a = _axis(u)
+    return [] if a is None else list(a) if isinstance(a, tuple) else [a]
+
+
+class Reduce(Rule):
+    """sum / mean / std over `axis` (None, an int, a tuple; negatives) with `keepdims`."""
+
+    name = "reduce"
+    conditions = (
+        FLOAT32, ZERO_D,
+        Condition("axis=None", lambda u: _axis(u) is None and u.ndims[0] >= 2),
+        Condition("one axis", lambda u: isinstance(_axis(u), int) and u.ndims[0] >= 2),
+        Condition("negative axis", lambda u: any(a < 0 for a in _axis_list(u))),
+        Condition("tuple of axes", lambda u: isinstance(_axis(u), tuple) and len(_axis(u)) > 1),
+        Condition("empty tuple of axes", lambda u: _axis(u) == ()),
+        Condition("keepdims=True", lambda u: bool(u.args.get("keepdims"))),
+        Condition("keepdims=False", lambda u: not u.args.get("keepdims")))
+
+    def samples(self, spec):
+        kinks = "kinks" if spec.fd_min_side > 1 else "smooth"   # a single-entry row is a kink
+        out = [Sample(((2, 3),)),
+               Sample(((2, 3),), {"axis": 0}), Sample(((2, 3),), {"axis": -1}),
+               Sample(((2, 3),), {"axis": None}), Sample(((2, 3, 4),), {"axis": (0, 2)}),
+               Sample(((2, 3, 4),), {"axis": (-1, 0), "keepdims": True}),
+               Sample(((2, 3),), {"axis": 1, "keepdims": False}), Sample(((2, 3),), {"axis": 1, "keepdims": True}),
+               Sample(((2, 3),), {"axis": ()}, values=kinks),
+               Sample(((),), {"axis": None}, values=kinks), Sample(((2, 3),), {"axis": 0}, dtypes=F32)]
+        if spec.exact_kinks:
+            out += [Sample(((3, 4),), {"axis": -1}, values="kinks"),
+                    Sample(((3, 4),), {"axis": 0}, dtypes=F32, values="kinks")]
+        return out
+
+    def error_inputs(self, spec):
+        return [ErrorInput(((2, 3),), {"axis": 2}, match=spec.op_name),
+                ErrorInput(((2, 3),), {"axis": (0, -2)}, match=spec.op_name)]
+
+    def plan(self, spec, shape, sign, fd, dtype):
+        @st.composite
+        def draw_plan(draw):
+            args = {}
+            needs_axis = len(shape) == 0 and spec.defaults.get("axis") is not None
+            if needs_axis or draw(st.booleans()):
+                args["axis"] = draw(axis_args(shape))
+            if draw(st.booleans()):
+                args["keepdims"] = draw(st.booleans())
+            if fd and math.prod(shape[a] for a in axes_of(spec.all_args(args)["axis"], len(shape))) \
+                    < spec.fd_min_side:
+                args["axis"] = None   # finite differences need rows of fd_min_side entries
+            return Plan(args)
+        return draw_plan()
+
+
+@st.composite
+def axis_args(draw, shape):
+    """axis: None, an int (maybe negative), a tuple (maybe empty, maybe negative entries)."""
+    nd = len(shape)
+    kind = draw(st.sampled_from(["none"] + (["int", "tuple"] if nd else ["empty"])))
+    if kind == "none":
+        return None
+    if kind == "empty":
+        return ()
+    if kind == "int":
+        return draw(st.integers(-nd, nd - 1))
+    return draw(hnp.valid_tuple_axes(nd, min_size=0))  # entries may be negative
+
+
+# ---------------------------------------------------------------------------- softmax
+class Softmax(Rule):
+    """Along one axis of a tensor of ndim >= 1; a non-last axis is where Jacobian slips hide."""
+
+    name = "softmax"
+    min_dims = 1
+    conditions = (
+        FLOAT32,
+        Condition("non-last axis", lambda u: u.args["axis"] % u.ndims[0] != u.ndims[0] - 1),
+        Condition("negative axis", lambda u: u.args["axis"] < 0 and u.args["axis"] != -1),
+        Condition("1-D operand", lambda u: u.ndims[0] == 1),
+        Condition("axis of size 1", lambda u: u.shapes[0][u.args["axis"]] == 1))
+
+    def samples(self, spec):
+        return [Sample(((2, 3),)), Sample(((2, 3),), {"axis": 0}), Sample(((2, 3, 4),), {"axis": -2}),
+                Sample(((4,),)), Sample(((3, 1),)), Sample(((2, 3),), {"axis": 0}, dtypes=F32),
+                Sample(((2, 3),), values="wide"), Sample(((3, 2),), {"axis": 0}, values="wide"),
+                Sample(((2, 3),), dtypes=F32, values="wide")]
+
+    def error_inputs(self, spec):
+        return [ErrorInput(((),), match=spec.op_name), ErrorInput(((2, 3),), {"axis": (0, 1)}, TypeError, spec.op_name),
+                ErrorInput(((2, 3),), {"axis": 2}, match=spec.op_name)]
+
+    def plan(self, spec, shape, sign, fd, dtype):
+        nd = len(shape)
+        non_last = [a for a in range(-nd, nd) if a % nd != nd - 1]
+        return st.one_of(st.builds(lambda: Plan({})), st.integers(-nd, nd - 1).map(lambda a: Plan({"axis": a})),
+                         *([st.sampled_from(non_last).map(lambda a: Plan({"axis": a}))] if non_last else []))
+
+
+# ---------------------------------------------------------------------------- layout ops
+class Reshape(Rule):
+    name = "reshape"
+    conditions = (
+        FLOAT32,
+        Condition("-1 in the shape", lambda u: -1 in tuple(u.args["shape"])),
+        Condition("to 0-D", lambda u: len(u.args["shape"]) == 0),
+        Condition("from 0-D", lambda u: u.ndims[0] == 0),
+        Condition("adds dims", lambda u: len(u.args["shape"]) > u.ndims[0] > 0))
+
+    def samples(self, spec):
+        return [Sample(((2, 3),), {"shape": (3, 2)}), Sample(((2, 3),), {"shape": (-1,)}),
+                Sample(((2, 3),), {"shape": (3, 1, 2)}), Sample(((1,),), {"shape": ()}),
+                Sample(((),), {"shape": (1, 1)}), Sample(((2, 3, 4),), {"shape": (6, -1)}),
+                Sample(((2, 3),), {"shape": (6,)}, dtypes=F32)]
+
+    def error_inputs(self, spec):
+        return [ErrorInput(((2, 3),), {"shape": (4,)}, match=spec.op_name)]
+
+    def plan(self, spec, shape, sign, fd, dtype):
+        return new_shape(shape).map(lambda s: Plan({"shape": s}))
+
+
+@st.composite
+def new_shape(draw, shape):
+    """A shape of the same size, maybe with one -1."""
+    size = math.prod(shape)
+    dims, rest = [], size
+    for _ in range(draw(st.integers(0, 3))):
+        d = draw(st.sampled_from([d for d in range(1, rest + 1) if rest % d == 0]))
+        dims.append(d)
+        rest //= d
+    if rest != 1 or not dims:
+        dims.append(rest)
+    if size == 1 and draw(st.booleans()):
+        dims = []
+    if dims and draw(st.booleans()):
+        dims[draw(st.integers(0, len(dims) - 1))] = -1
+    return tuple(dims)
+
+
+def _perm(u):
+    axes = u.args.get("axes")
+    nd = u.ndims[0]
+    return tuple(range(nd))[::-1] if axes is None else tuple(a % nd for a in axes)
+
+
+class Transpose(Rule):
+    name = "transpose"
+    conditions = (
+        FLOAT32,
+        Condition("explicit permutation", lambda u: u.args.get("axes") is not None),
+        Condition("not its own inverse", lambda u: tuple(np.argsort(_perm(u))) != _perm(u)),
+        Condition("negative axes", lambda u: any(a < 0 for a in (u.args.get("axes") or ()))))
+
+    def samples(self, spec):
+        return [Sample(((2, 3),)), Sample(((2, 3, 4),)), Sample(((2, 3, 4),), {"axes": (1, 2, 0)}),
+                Sample(((2, 3, 4),), {"axes": (-1, 0, 1)}), Sample(((2, 3),), {"axes": (0, 1)}),
+                Sample(((2, 3, 4),), {"axes": (2, 0, 1)}, dtypes=F32)]
+
+    def error_inputs(self, spec):
+        return [ErrorInput(((2, 3),), {"axes": (0, 0)}, match=spec.op_name)]
+
+    def plan(self, spec, shape, sign, fd, dtype):
+        @st.composite
+        def draw_plan(draw):
+            if draw(st.booleans()):
+                return Plan({})
+            nd = len(shape)
+            perm = draw(st.permutations(range(nd)))
+            flips = draw(st.lists(st.booleans(), min_size=nd, max_size=nd))
+            return Plan({"axes": tuple(a - nd if f else a for a, f in zip(perm, flips))})
+        return draw_plan()
+
+
+class SwapLast(Rule):
+    """`.T`: the last two axes swapped; 0-D and 1-D tensors are returned as is."""
+
+    name = "T"
+    conditions = (FLOAT32,
+                  Condition("0-D or 1-D (itself)", lambda u: u.ndims[0] < 2),
+                  Condition("batched (3+ dims)", lambda u: u.ndims[0] > 2),
+                  Condition("square", lambda u: u.ndims[0] >= 2 and u.shapes[0][-1] == u.shapes[0][-2]))
+
+    def samples(self, spec):
+        return [Sample(((2, 3),)), Sample(((3,),)), Sample(((),)), Sample(((2, 3, 4),)), Sample(((3, 3),)),
+                Sample(((2, 3),), dtypes=F32)]
