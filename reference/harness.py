@@ -218,18 +218,18 @@ def run_property(strategy, test: str) -> None:
     """A random property over `strategy` (see the module docstring)."""
     def body(case):
         example(case, test)
-    test_fn = given(strategy)(body)
     if not session.gate_mode():
-        test_fn()
+        given(strategy)(body)()
         return
     examples = session.fixed_examples()
-    if examples is not None:
-        test_fn = settings(max_examples=examples, suppress_health_check=list(HealthCheck))(test_fn)
+    fixed = {} if examples is None else {"max_examples": examples, "suppress_health_check": list(HealthCheck)}
+    first = settings(**fixed)(given(strategy)(body)) if fixed else given(strategy)(body)
+    later = settings(derandomize=False, **fixed)(given(strategy)(body))   # each later round: its own seed
     found = []
     for rounds in range(MAX_ROUNDS):
         _cap_shrinking()
         try:
-            (seed(1000003 * rounds + 7)(test_fn) if rounds else test_fn)()
+            (seed(1000003 * rounds + 7)(later) if rounds else first)()
         except Exception as exc:  # noqa: BLE001 - sorted below
             import pytest
             if isinstance(exc, pytest.skip.Exception):

@@ -51,13 +51,13 @@ def check_program(prog: Program, values, seed: int, fd: bool = False, passes: in
     try:
         env = run_pygrad(prog, values)
     except PygradRaised as e:
-        raise_error(prog, values, oracle, e, passes)
+        raise_error(prog, values, oracle if isolate else None, e, passes)
     check_values(prog, values, oracle, env, out)
     for p in range(passes):
         try:
             backward_pygrad(env, prog.root, reset_grad=(p == 0))
         except PygradRaised as e:
-            raise_error(prog, values, oracle, e, passes)
+            raise_error(prog, values, oracle if isolate else None, e, passes)
         check_grads(prog, values, oracle, env, out, p, passes, isolate)
     if fd:
         check_fd(prog, values, oracle, env, out, seed)
@@ -151,7 +151,8 @@ def _rule_wrong_alone(prog, env, oracle: Oracle, c: Node, m: str) -> bool:
 
 def raise_error(prog, values, oracle: Oracle | None, e: PygradRaised, passes: int):
     """pygrad raised where torch did not: a finding blamed on the node that raised (in
-    backward: the first node, from the root down, whose rule raises when replayed alone)."""
+    backward: the first node, from the root down, whose rule raises when replayed alone --
+    when an `oracle` is given for the replays)."""
     blamed = e.where if e.where != "backward" else None
     if blamed is None and oracle is not None:
         env = run_pygrad(prog, values)
