@@ -23,7 +23,7 @@ from reference.checks.training import TrainRun, check_training
 from reference.conditions import program_conditions
 from reference.nets import ops_of, shapes
 from reference.program import Program
-from reference.registry import ENGINE_ROW, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPTIMIZERS, LayerUse, Use, spec_of
+from reference.registry import ENGINE_ROW, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
 
 ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
@@ -43,6 +43,7 @@ class ProgramCase:
     check: str = "torch"
     passes: int = 1
     stop: str | None = None
+    require_fd: bool = False       # an example where finite differences cannot run is invalid
 
     def run(self) -> Outcome:
         p, v = self.program, self.values
@@ -231,7 +232,3 @@ class ErrorCase:
 
     def __repr__(self):
         return f"ErrorCase({self.op!r}, {self.error_input!r})"
-
-
-def optimizer_rows() -> list:
-    return [spec.row for spec in OPTIMIZERS.values()]

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from reference.program import Node, Program, run_numpy
-from reference.registry import ENGINE_ROW, LOSS_OPS, OPS, Use, spec_of
+from reference.registry import ENGINE_ROW, LOSS_OPS, OPS, Use
 
 
 def use_of(prog: Program, node: Node, values: dict | None) -> Use:
@@ -84,7 +84,3 @@ def explains(known: tuple, found: tuple) -> bool:
     """A known finding explains a new failure of the same row and check kind whose
     conditions include the known one's: both are most likely the same bug."""
     return known[:2] == found[:2] and known[2] <= found[2]
-
-
-def spec_row(op: str) -> str:
-    return spec_of(op).row

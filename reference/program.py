@@ -21,9 +21,6 @@ import numpy as np
 
 from reference.registry import spec_of
 
-ROLES = ("input", "weight", "constant")
-
-
 @dataclass(frozen=True)
 class Input:
     name: str

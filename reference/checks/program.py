@@ -153,7 +153,7 @@ def raise_error(prog, values, oracle: Oracle | None, e: PygradRaised, passes: in
     """pygrad raised where torch did not: a finding blamed on the node that raised (in
     backward: the first node, from the root down, whose rule raises when replayed alone --
     when an `oracle` is given for the replays)."""
-    blamed = e.where if e.where != "backward" else None
+    blamed = e.where if e.where in prog.names else None    # a node's forward; else replay
     if blamed is None and oracle is not None:
         env = run_pygrad(prog, values)
         for c in reversed(prog.nodes):
@@ -166,7 +166,7 @@ def raise_error(prog, values, oracle: Oracle | None, e: PygradRaised, passes: in
                     break
             except InvalidExample:
                 continue
-    where = printer.describe(prog, blamed) if blamed else "the backward pass"
+    where = printer.describe(prog, blamed) if blamed else f"the {e.where} pass"
     if e.where == "backward" and blamed:
         where += " -- its backward rule raised"
     raise _mismatch("error", prog, values, oracle, blamed,

@@ -171,21 +171,6 @@ def _torch_step(optim, tensors: dict, weights, grads: dict, noise) -> None:
                 t.copy_((old[n] + delta) * (1 + u * r(t.shape)))
 
 
-def step_lines(s: Script, case: TrainRun, chunks) -> None:
-    """The statements of one training step."""
-    s.add("optim.zero_grad()")
-    if len(chunks) == 1:
-        (x, target), = chunks
-        s.call(x, target, case.reset, case.target_leaf)
-        s.add(f"optim.step({s.loss})")
-        return
-    bs = accumulation_divisor(case.spec, len(chunks))
-    for x, target in chunks:
-        s.call(x, target, case.reset, case.target_leaf)
-        s.add(f"optim.step_single({s.loss}, {bs})")
-    s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
-
-
 def script_of(case: TrainRun) -> Script:
     """The run's setup as code: model, the parameters in their order, the optimizer."""
     s = Script(case.spec, case.seed)

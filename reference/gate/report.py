@@ -9,7 +9,7 @@ coverage and timing fields); `merge` combines shard reports into one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -21,7 +21,6 @@ class Summary:
     tests: int = 0
     invalid: int = 0
     set_aside: int = 0
-    duplicates: dict = field(default_factory=dict)   # signature key -> further sightings
 
     @property
     def thin(self) -> list:
@@ -46,7 +45,7 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
     """`rows`: the report's rows in order; `conditions`: row -> its condition names."""
     stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0)}
              for r in rows}
-    findings, internal, dup = {}, [], {}
+    findings, internal = {}, []
     s = Summary([], [], [])
     for r in records:
         kind = r.get("kind")
@@ -68,11 +67,7 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
                         st["conds"][c] += k
         elif kind == "finding":
             k = key(r)
-            if k in findings:
-                dup[k] = dup.get(k, 0) + 1
-                if r["t"] < findings[k]["t"]:
-                    findings[k] = r
-            else:
+            if k not in findings or r["t"] < findings[k]["t"]:
                 findings[k] = r
         elif kind == "internal":
             internal.append(r)
@@ -85,7 +80,7 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
         entry["status"] = status_of(entry, failed)
         s.rows.append(entry)
     s.findings = sorted(findings.values(), key=lambda f: f["t"])
-    s.internal, s.duplicates = internal, dup
+    s.internal = internal
     return s
 
 

@@ -70,7 +70,6 @@ class Weight:
     attr: str
     torch_name: str
     to_torch: Callable
-    to_pygrad: Callable
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,8 @@ def _linear_forward(node, layer, cur, acts, w):
     return node("add", (out, w("B"))) if layer.get("bias") else out
 
 
-LINEAR_W = Weight("W", "weight", lambda a: a[0].T, lambda a: a.T[None])
-LINEAR_B = Weight("B", "bias", lambda a: a[0, 0], lambda a: a[None, None])
+LINEAR_W = Weight("W", "weight", lambda a: a[0].T)
+LINEAR_B = Weight("B", "bias", lambda a: a[0, 0])
 
 
 def _linear_draw(shape, earlier):
@@ -173,8 +172,8 @@ def _conv_torch(layer, shape):
                            padding=layer.get("padding", 0), bias=layer.get("bias"), dtype=torch.float64)
 
 
-CONV_KW = Weight("kw", "weight", lambda a: a[0], lambda a: a[None])
-CONV_KB = Weight("kb", "bias", lambda a: a[0, :, 0, 0], lambda a: a[None, :, None, None])
+CONV_KW = Weight("kw", "weight", lambda a: a[0])
+CONV_KB = Weight("kb", "bias", lambda a: a[0, :, 0, 0])
 
 
 # ---------------------------------------------------------------------------- AddNorm

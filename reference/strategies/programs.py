@@ -76,7 +76,7 @@ def op_cases(draw, spec, mode: str = "torch", dtype: str | None = None):
     if spec.wide_range and mode == "torch" and draw(st.integers(0, 2)) == 0:
         # beyond exp's range: the ops' large-input paths (max-shift, saturation)
         vals = {k: (np.asarray(v * WIDE, dtype=v.dtype) if prog.input(k).learnable else v) for k, v in vals.items()}
-    return ProgramCase(prog, vals, oracle_seed(prog.nodes, *[vals[k] for k in sorted(vals)]), fd=fd)
+    return ProgramCase(prog, vals, oracle_seed(prog.nodes, *[vals[k] for k in sorted(vals)]), fd=fd, require_fd=fd)
 
 
 @st.composite
