@@ -75,7 +75,8 @@ def sample_case(spec, index: int) -> ProgramCase:
     checked against finite differences -- the random phase's FD properties do the rest."""
     sample = spec.all_samples()[index]
     n = 1 if sample.same_operand else len(sample.shapes)
-    roles = tuple("constant" if i in sample.constant else "input" for i in range(n))
+    roles = tuple("constant" if i in sample.constant else "array" if i in sample.arrays else "input"
+                  for i in range(n))
     prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
                            spec.domains(sample.args)[:n], sample.same_operand)
     rng = np.random.default_rng(_seed(spec.name, index))

@@ -109,6 +109,8 @@ def node_code(n) -> str:
 
 
 def input_code(inp, value) -> str:
+    if inp.role == "array":
+        return f"{inp.name} = {array_literal(np.asarray(value, dtype=inp.dtype))}"
     extra = "" if inp.dtype == "float64" else f", dtype={inp.dtype}"
     if not inp.learnable:
         extra += ", learnable=False"

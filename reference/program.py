@@ -3,8 +3,9 @@
 A `Program` is plain data: inputs (name, shape, dtype, role), op nodes (name, op, operand
 names, arguments, role) in execution order, and the name of the scalar root. Values live
 outside it, in a dict from input name to ndarray, so strategies draw structure first and
-values last. Roles are data: an input is an `input` (leaf=True), a `weight` (leaf=False) or
-a `constant` (learnable=False); a node belongs to the `body` (what was drawn) or the `loss`.
+values last. Roles are data: an input is an `input` (leaf=True), a `weight` (leaf=False), a
+`constant` (a Tensor with learnable=False) or an `array` (a plain ndarray operand, not a
+Tensor: `x - c`, `x @ c`); a node belongs to the `body` (what was drawn) or the `loss`.
 
 Every program ends in a loss built from ordinary nodes: each sink `s` (a body node nobody
 consumes) is multiplied by a constant cotangent input and summed, and the sums are added.
@@ -35,7 +36,7 @@ class Input:
 
     @property
     def learnable(self) -> bool:
-        return self.role != "constant"
+        return self.role not in ("constant", "array")
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,10 @@ class Progress:
 
 
 def make_inputs(prog: Program, values: Mapping) -> dict:
+    """name -> the pygrad operand of every input: a Tensor, or a plain array (role `array`)."""
     from pygrad import Tensor
-    return {i.name: Tensor(values[i.name], label=i.name, dtype=i.dtype, learnable=i.learnable, leaf=i.leaf)
+    return {i.name: np.asarray(values[i.name], dtype=i.dtype) if i.role == "array" else
+            Tensor(values[i.name], label=i.name, dtype=i.dtype, learnable=i.learnable, leaf=i.leaf)
             for i in prog.inputs}
 
 

@@ -131,7 +131,7 @@ def _alone(prog: Program, env, oracle: Oracle, c: Node) -> tuple:
     names = list(dict.fromkeys(c.operands))
     inputs = [Input(o, prog.shape(o), prog.dtype(o)) for o in names]
     mini, cots = with_loss(inputs, [Node("v_" + c.name, c.op, tuple(c.operands), c.args)])
-    vals = {o: np.array(env[o].value) for o in names}
+    vals = {o: np.array(getattr(env[o], "value", env[o])) for o in names}
     vals[cots[0]] = oracle.grads(0)[c.name].astype(prog.dtype(c.name))
     return mini, vals
 

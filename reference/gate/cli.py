@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
                    help="self-test: run the whole gate, as CI would, on each mutant of the catalogue (all, or the "
                         "named ones), --budget seconds each; exit 0 only if every one is killed")
     p.add_argument("--ci-subset", action="store_true", help="with --mutants: (also) the small subset sized for CI")
+    p.add_argument("--together", action="store_true",
+                   help="with --mutants NAME ...: apply them all to one copy and run the gate once; each must be "
+                        "reported by a reproducer that fails with that mutant alone")
     p.add_argument("--focused", action="store_true",
                    help="with --mutants: run each mutant with --only its own rows (a tuned setting, not the "
                         "headline: the unfocused run is how CI meets a bug)")
@@ -144,10 +147,12 @@ def validate(args) -> None:
         if unknown:
             raise UsageError(f"--only: unknown op(s) or row(s) {', '.join(unknown)}; known: "
                              f"{', '.join(list(OPS) + rows())}")
-    if args.mutants is not None or args.ci_subset or args.focused:
+    if args.mutants is not None or args.ci_subset or args.focused or args.together:
         from reference.selftest import mutants
         if args.mutants is None:
-            raise UsageError("--ci-subset and --focused go with --mutants")
+            raise UsageError("--ci-subset, --focused and --together go with --mutants")
+        if args.together and len(args.mutants) < 2:
+            raise UsageError("--together needs two or more mutants named")
         bad = sorted(set(args.mutants) - set(mutants.BY_NAME))
         if bad:
             raise UsageError(f"--mutants: unknown mutant(s) {', '.join(bad)}")

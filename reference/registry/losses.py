@@ -215,11 +215,12 @@ CCE = OpSpec(name="CCELoss", arity=2, code="CCELoss()({0}, {1}{targs})", torch=t
              rule=CrossEntropyRule(), kwargs=("mask",), defaults={"mask": False},
              domain=lambda args: ("real", "simplex"), out_abs=_cce_out_abs, bwd_abs=_cce_bwd_abs,
              computes_in=lambda dtypes: dtypes[0],
-             in_programs=False, row="loss:CCELoss",
+             in_programs=False, array_operands=False, row="loss:CCELoss",
              notes="logits (B, n, w); one-hot or probability targets; mask=True ignores padding rows")
 BCE = OpSpec(name="BCELoss", arity=2, code="BCELoss()({0}, {1})", torch=torch_bce, numpy=numpy_bce,
              rule=BinaryCrossEntropyRule(), domain=lambda args: ("unit", "unit"), kinks=_bce_kinks,
-             out_abs=_bce_out_abs, bwd_abs=_bce_bwd_abs, in_programs=False, row="loss:BCELoss",
+             out_abs=_bce_out_abs, bwd_abs=_bce_bwd_abs, in_programs=False, array_operands=False,
+             row="loss:BCELoss",
              notes="predictions in [0, 1]; logs clamped at -100 and gradient as torch.nn.BCELoss")
 
 LOSS_OPS = {spec.name: spec for spec in (CCE, BCE)}

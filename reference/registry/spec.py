@@ -28,6 +28,7 @@ class Use:
     args: Mapping                 # every argument, defaults filled in
     values: tuple | None = None   # operand values (float64 arrays), when known
     same_operand: bool = False    # one tensor in both operand slots (x * x)
+    roles: tuple = ()             # operand roles: input, weight, constant, array (a plain ndarray)
 
     @property
     def ndims(self) -> tuple:
@@ -63,6 +64,7 @@ class Sample:
     values: str = "smooth"
     make: Callable | None = None      # rng -> operand arrays, instead of `values`
     constant: tuple = ()              # operands that are constants (learnable=False)
+    arrays: tuple = ()                # operands passed as plain ndarrays, not Tensors
 
     def operand_dtypes(self) -> tuple:
         return self.dtypes or ("float64",) * len(self.shapes)
@@ -129,6 +131,7 @@ class OpSpec:
     - `reflected`: the op is Python's reflected form of a binary operator (a constant on the
       left); `broadcast`: its operands broadcast against each other;
     - `in_programs`: random programs may use it (losses are checked on their own);
+      `array_operands`: its second operand may be a plain ndarray (`x - c`, `x @ c`);
     - `row`: the report row its examples count in (default: its name); `op_name`: the name
       pygrad's error messages use for it (`rsub` raises as `sub`)."""
 
@@ -156,6 +159,7 @@ class OpSpec:
     returns_operand: Callable = lambda shapes: False
     computes_in: Callable | None = None
     in_programs: bool = True
+    array_operands: bool = True
     conditions: tuple = ()
     samples: tuple = ()
     error_inputs: tuple = ()

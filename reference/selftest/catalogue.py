@@ -249,6 +249,12 @@ MUTANTS = (
        'unbroadcast(ga, a2)).reshape(av.shape))\n',
        "the left operand's gradient under a batched right operand takes the first batch entry "
        'instead of the sum over the batch. Shows only for a batched right, shared left operand.'),
+    _m('matmul_1d_left_untransposed', 'ops/linalg.py', 'matmul', 'grad',
+       '            ga = _mm(g, b2.swapaxes(-1, -2))\n',
+       '            ga = _mm(g, b2.swapaxes(-1, -2) if av.ndim > 1 else b2)\n',
+       "a 1-D left operand's gradient multiplies by b instead of b's transpose (the vector path of "
+       'a matmul rule written separately): silently wrong for a square b, an error otherwise. Shows '
+       'only for a 1-D left operand.'),
     _m('conv_input_grad_ignores_stride', 'ops/nn.py', 'conv2D', 'grad',
        '                                        strides=(flat.strides[0], self.s * row, self.s * b * item, item))\n',
        '                                        strides=(flat.strides[0], row, b * item, item))\n',

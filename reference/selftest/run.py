@@ -13,6 +13,8 @@ gate is not told where the bug is -- and reads its exit status and JSON report:
 
 `--exitfirst` only ends the run at its first finding (nothing before it changes). `--focused`
 adds `--only <the mutant's row>`: a tuned setting, labelled as such, never the headline.
+`--together` applies the named mutants to one copy and runs the gate once: each must be
+reported by a finding whose reproducer fails with that mutant alone.
 Prints the kill table and rate; exit 0 only if every mutant is killed, 1 otherwise, 2 for an
 error of the self-test itself.
 """
@@ -60,10 +62,11 @@ class Result:
     why: str = ""                   # for an error: what went wrong
 
 
-def gate_command(budget: float, seed: int, workers: int, profile: str, report: Path, out: Path, only=None) -> list:
+def gate_command(budget: float, seed: int, workers: int, profile: str, report: Path, out: Path, only=None,
+                 exitfirst: bool = True) -> list:
     cmd = [sys.executable, "-m", "reference", "--budget", repr(float(budget)), "--seed", str(seed), "-n", str(workers),
-           "--profile", profile, "--json", str(report), "--out", str(out), "--exitfirst"]
-    return cmd + (["--only", *only] if only else [])
+           "--profile", profile, "--json", str(report), "--out", str(out)]
+    return cmd + ["--exitfirst"] * exitfirst + (["--only", *only] if only else [])
 
 
 def classify(returncode: int | None, doc: dict | None) -> tuple:
@@ -166,12 +169,62 @@ def markdown(results: list, seed: int, budget: float, elapsed: float, focused: b
     return "\n".join(lines) + "\n"
 
 
+def run_together(mutants: list, args, seed: int, console: Console) -> int:
+    """Apply every named mutant to one copy, run the whole gate once (no --exitfirst), and
+    check each finding's reproducer against copies with each mutant alone: every bug must be
+    reported by a reproducer that fails with that bug alone. Exit 0 only if so."""
+    copy = apply(mutants[0])
+    alone = {}
+    neutral = Path(tempfile.mkdtemp(prefix="pygrad-together-"))   # reproducers outside every copy
+    try:
+        for m in mutants[1:]:
+            path = copy / m.file
+            path.write_text(patched_source(m, path.read_text()))
+        report = copy / "together.json"
+        cmd = gate_command(args.budget, seed, args.workers, args.profile, report, copy / "found", exitfirst=False)
+        start = time.time()
+        subprocess.run(cmd, cwd=copy, env=env(copy), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                       timeout=args.budget + 240)
+        wall = time.time() - start
+        failures = json.loads(report.read_text())["failures"] if report.is_file() else []
+        console.print(f"{len(failures)} finding(s) in one run of {wall:.1f} s (budget {args.budget:g} s)")
+        caught = {m.name: [] for m in mutants}
+        for k, f in enumerate(failures):
+            test_file = neutral / f"test_repro_{k}.py"
+            test_file.write_text(f.get("reproducer") or "")
+            fails_with = []
+            for m in mutants:
+                if m.name not in alone:
+                    alone[m.name] = apply(m)
+                r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+                                    str(neutral), str(test_file)], cwd=neutral, env=env(alone[m.name]),
+                                   capture_output=True, timeout=300)
+                if r.returncode == 1:
+                    fails_with.append(m.name)
+                    caught[m.name].append(k)
+            console.print(f"  [{f['check']}] {f['op']} at {f['found_at_s']:.1f} s: reproducer fails with "
+                          f"{', '.join(fails_with) or 'no single mutant'}", highlight=False, markup=False)
+    finally:
+        for path in [copy, neutral, *alone.values()]:
+            shutil.rmtree(path, ignore_errors=True)
+    missed = [name for name, ks in caught.items() if not ks]
+    if missed:
+        console.print(f"[bold red]not reported alone:[/] {', '.join(missed)}")
+        return 1
+    console.print("[bold green]every mutant reported by a reproducer that fails with it alone[/]")
+    return 0
+
+
 def run(args, console: Console) -> int:
     """The `--mutants` mode of the gate's command line."""
     chosen = selection(args.mutants, args.ci_subset)
     for m in chosen:   # a stale catalogue is the self-test's own error: fail before running
         patched_source(m, (ROOT / m.file).read_text())
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2 ** 31)
+    if args.together:
+        console.print(f"pygrad-check self-test: {len(chosen)} mutants applied together, the whole gate once, "
+                      f"budget {args.budget:g} s, seed {seed}")
+        return run_together(chosen, args, seed, console)
     console.print(f"pygrad-check self-test: {len(chosen)} mutant(s), the whole gate on each "
                   f"({'focused: --only its row' if args.focused else 'unfocused'}), budget {args.budget:g} s, "
                   f"seed {seed}, {args.workers} worker(s), profile {args.profile}")

@@ -69,7 +69,8 @@ def op_cases(draw, spec, mode: str = "torch", dtype: str | None = None):
         k = draw(st.integers(0, 1))
         dtypes[k] = _other(dtype)
     domains = spec.domains(args)
-    roles = [draw(st.sampled_from(["input", "weight"] + (["constant"] if k else []))) for k in range(len(shapes))]
+    roles = [draw(st.sampled_from(["input", "weight"] + (["constant"] + ["array"] * spec.array_operands if k else [])))
+             for k in range(len(shapes))]
     inputs = [Input(f"x{i}", tuple(s), dtypes[i], roles[i], domains[i]) for i, s in enumerate(shapes)]
     prog, _ = with_loss(inputs, [Node(f"v{len(inputs)}", spec.name, tuple(i.name for i in inputs), args)])
     vals = _values_of(draw, prog, mode, zeros=spec.exact_kinks == "zeros")
@@ -98,8 +99,9 @@ def programs(draw, dtype: str | None = None, form: str = "dag", min_ops: int = 2
     layout = {inputs[0].name: (first, dtype)}
     signs = {inputs[0].name: "pos" if dom0 == "pos" else "any"}
     nodes: list = []
+    arrays: set = set()    # plain-ndarray inputs: never an anchor, only ever a right operand
     for _ in range(draw(st.integers(min_ops, max_ops))):
-        live = [n for n in layout if math.prod(layout[n][0]) > 0]
+        live = [n for n in layout if math.prod(layout[n][0]) > 0 and n not in arrays]
         anchor = (live[-1] if form == "chain" else draw(st.sampled_from(live[::-1]))) if live else None
         choices = [n for n in names if anchor and OPS[n].rule.fits(OPS[n], layout[anchor][0], signs[anchor])]
         if not choices:
@@ -119,12 +121,15 @@ def programs(draw, dtype: str | None = None, form: str = "dag", min_ops: int = 2
         operands = [anchor]
         for other in p.others:
             slot, dom = 1 - p.slot, doms[1 - p.slot]
-            pick = _reuse(draw, layout, signs, anchor, other, p.broadcast, dom, form)
+            pick = _reuse(draw, layout, signs, anchor, other, p.broadcast, dom, form, arrays if slot == 0 else ())
             if pick is None:
                 pick = f"x{next(counter)}"
                 odt = _other(dtype) if draw(st.integers(0, 5)) == 0 else dtype
-                inputs.append(Input(pick, tuple(other), odt, draw(st.sampled_from(["input", "weight"])), dom))
+                roles = ["input", "weight"] + (["array"] if slot == 1 and spec.array_operands else [])
+                inputs.append(Input(pick, tuple(other), odt, draw(st.sampled_from(roles)), dom))
                 layout[pick], signs[pick] = (tuple(other), odt), "pos" if dom == "pos" else "any"
+                if inputs[-1].role == "array":
+                    arrays.add(pick)
             operands.insert(0, pick) if slot == 0 else operands.append(pick)
         node = Node(f"v{next(counter)}", spec.name, tuple(operands), p.args)
         try:
@@ -143,10 +148,10 @@ def programs(draw, dtype: str | None = None, form: str = "dag", min_ops: int = 2
     return ProgramCase(prog, vals, oracle_seed(prog.nodes, *[vals[k] for k in sorted(vals)]), fd=True)
 
 
-def _reuse(draw, layout, signs, anchor, need, broadcast, dom, form):
+def _reuse(draw, layout, signs, anchor, need, broadcast, dom, form, exclude=()):
     """An existing node usable as the other operand, or None for a fresh input."""
     def fits(n):
-        if dom != "real" and signs[n] != "pos":
+        if n in exclude or dom != "real" and signs[n] != "pos":
             return False
         s = layout[n][0]
         if broadcast:

@@ -48,6 +48,12 @@ FLOAT32 = Condition("float32", lambda u: "float32" in u.dtypes)
 ZERO_D = Condition("0-D operand", lambda u: 0 in u.ndims)
 
 
+def array_operand(side: str, i: int) -> Condition:
+    """Operand i is a plain ndarray, not a Tensor (`x - c`, `x @ c`): a constant that gets no
+    gradient work."""
+    return Condition(f"{side} a plain array", lambda u: len(u.roles) > i and u.roles[i] == "array")
+
+
 def mixed(side: str) -> Condition:
     """Operands of different float dtypes, the float32 one on `side`."""
     i = SIDES.index(side)

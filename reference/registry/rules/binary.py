@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.registry.rules.base import (F32, FLOAT32, MATMUL, MAX_SIZE, SIDES, ZERO_D, Rule, gains_dims,
-                                           one_element, broadcast_out, sample_rng, stretched, mixed)
+from reference.registry.rules.base import (F32, FLOAT32, MATMUL, MAX_SIZE, SIDES, ZERO_D, Rule, array_operand,
+                                           broadcast_out, gains_dims, mixed, one_element, sample_rng, stretched)
 from reference.registry.spec import Condition, ErrorInput, Plan, Sample
 from reference.strategies.values import constant
 
@@ -25,7 +25,7 @@ class Broadcast(Rule):
             Condition(f"{side} 0-D", lambda u, i=SIDES.index(side): len(u.shapes[i]) == 0
                       and len(broadcast_out(u)) > 0),
             Condition(f"{side} 1-element", lambda u, i=SIDES.index(side): one_element(u, i)),
-            mixed(side))) + (Condition("operand used twice", lambda u: u.same_operand),)
+            mixed(side))) + (Condition("operand used twice", lambda u: u.same_operand), array_operand("right", 1))
 
     def samples(self, spec):
         out = [Sample(((2, 3), (2, 3))),
@@ -37,7 +37,8 @@ class Broadcast(Rule):
                Sample(((2, 3), (2, 3)), dtypes=F32 * 2),
                Sample(((2, 3), (3,)), dtypes=("float32", "float64")),
                Sample(((2, 3), (3,)), dtypes=("float64", "float32")),
-               Sample(((2, 3), (2, 3)), dtypes=("float64", "float32"))]
+               Sample(((2, 3), (2, 3)), dtypes=("float64", "float32")),
+               Sample(((2, 3), (3,)), arrays=(1,)), Sample(((2, 3), (2, 3)), dtypes=("float32", "float64"), arrays=(1,))]
         return out
 
     def error_inputs(self, spec):
@@ -165,10 +166,10 @@ class Matmul(Rule):
                   and math.prod(_batch(u.shapes[0])) == 1),
         Condition("broadcast batch dims", lambda u: min(u.ndims) > 2 and _batch(u.shapes[0]) != _batch(u.shapes[1])
                   and math.prod(_batch(u.shapes[0])) > 1 and math.prod(_batch(u.shapes[1])) > 1),
-        Condition("operand used twice", lambda u: u.same_operand))
+        Condition("operand used twice", lambda u: u.same_operand), array_operand("right", 1))
 
     def samples(self, spec):
-        return [Sample(((2, 3), (3, 4))),
+        return [Sample(((2, 3), (3, 4))), Sample(((2, 3), (3, 4)), arrays=(1,)), Sample(((3,), (2, 3, 4)), arrays=(1,)),
                 Sample(((3,), (3, 4))), Sample(((2, 3), (3,))), Sample(((3,), (3,))),
                 Sample(((2, 2, 3), (3, 4))), Sample(((2, 2, 3), (1, 3, 4))),
                 Sample(((2, 3), (2, 3, 4))), Sample(((3,), (2, 3, 4))),
@@ -249,7 +250,7 @@ class Conv(Rule):
         Condition("inC > 1", lambda u: u.shapes[0][2] > 1),
         Condition("batch > 1", lambda u: u.shapes[1][0] > 1),
         Condition("per-sample kernel", lambda u: u.shapes[0][0] > 1),
-        Condition("1x1 kernel", lambda u: u.shapes[0][3:] == (1, 1)))
+        Condition("1x1 kernel", lambda u: u.shapes[0][3:] == (1, 1)), array_operand("input", 1))
 
     def samples(self, spec):
         k, x = (1, 1, 1, 2, 2), (1, 1, 3, 3)
@@ -259,7 +260,7 @@ class Conv(Rule):
                 Sample(((1, 2, 2, 3, 2), (2, 2, 4, 4)), {"stride": 2, "padding": 1}),
                 Sample(((1, 2, 1, 2, 2), x), dtypes=F32 * 2),
                 Sample(((1, 2, 1, 2, 2), x), dtypes=("float32", "float64")),
-                Sample(((1, 2, 1, 2, 2), x), dtypes=("float64", "float32"))]
+                Sample(((1, 2, 1, 2, 2), x), dtypes=("float64", "float32")), Sample(((1, 2, 1, 2, 2), x), arrays=(1,))]
 
     def error_inputs(self, spec):
         return [ErrorInput(((1, 1, 2, 2, 2), (1, 1, 3, 3)), match=spec.op_name),
