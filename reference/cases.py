@@ -23,7 +23,7 @@ from reference.checks.training import TrainRun, check_training
 from reference.conditions import program_conditions
 from reference.nets import ops_of, shapes
 from reference.program import Program
-from reference.registry import ENGINE_ROW, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
+from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
 
 ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
@@ -150,17 +150,19 @@ class TrainCase:
 
 @dataclass(frozen=True)
 class DropoutCase:
+    """Dropout alone in training mode (`checks.layers`)."""
+
     run_: DropoutRun
-    row = "layer:Dropout"
+    row = LAYERS["dropout"].row
 
     def run(self) -> Outcome:
         return check_dropout(self.run_)
 
     def conditions(self) -> dict:
-        return {"layer:Dropout": {"training mode"}}
+        return {self.row: {"training mode"}}
 
     def rows(self) -> set:
-        return {"layer:Dropout"}
+        return {self.row}
 
     def __repr__(self):
         return f"DropoutCase({self.run_!r})"

@@ -12,15 +12,14 @@ import zlib
 
 import numpy as np
 
-from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
+from reference.cases import DeepGraphCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
 from reference.checks.engine import DEEP_STEPS
-from reference.checks.layers import DropoutRun
 from reference.checks.module import ModuleCalls
 from reference.checks.training import TrainRun
 from reference.nets import ModuleSpec, complete, make_batch, shapes
 from reference.program import Input, Node, single_op, with_loss
-from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_ROW, OPS, OPTIMIZERS, Layer, rows,
-                                spec_of)
+from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, Layer,
+                                rows, spec_of)
 from reference.strategies.values import simplex_rows
 
 
@@ -114,9 +113,10 @@ def _module_cases() -> list:
            module_case(ModuleSpec((2, 3), MLP, "sse", "float32")),
            module_case(ModuleSpec((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse"),
                        (3,), zeros=0.4)]
-    for loss in ("mse", "cce", "cce_mask", "bce"):
-        acts = shapes(ModuleSpec((3, 3), MLP, "sse"))
-        out.append(module_case(ModuleSpec((3, 3), tuple(complete(MLP, acts, loss)), loss), (2,)))
+    acts = shapes(ModuleSpec((3, 3), MLP, mlp.loss))
+    for loss in MODULE_LOSSES:   # every other end a Module may have
+        if loss != mlp.loss:
+            out.append(module_case(ModuleSpec((3, 3), tuple(complete(MLP, acts, loss)), loss), (2,)))
     return out
 
 
@@ -127,9 +127,7 @@ def _layer_cases(spec) -> list:
         acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
             out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, "sse")), "sse", dtype), (2,)))
-    if spec.kind == "dropout":
-        out += [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
-    return out
+    return out + list(spec.alone())
 
 
 # ---------------------------------------------------------------------------- optimizers

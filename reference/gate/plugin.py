@@ -42,7 +42,8 @@ def item_kind(item) -> str:
 
 
 def _is_optimizer(item) -> bool:
-    return any(r.startswith("optim:") for r in item_rows(item))
+    from reference.registry import OPTIMIZERS
+    return bool(set(item_rows(item)) & {spec.row for spec in OPTIMIZERS.values()})
 
 
 def _order(item) -> tuple:

@@ -80,7 +80,8 @@ class LayerSpec:
     the arguments after the input in `forward`; `forward(node, layer, cur, acts, w)` adds the
     layer's registry nodes (`w(attr)` names a weight's program input); `weights(layer)` the
     present weights; `torch(layer, shape)` a torch.nn module for the twin (or None) and
-    `torch_forward(module, layer, h, acts)` its forward."""
+    `torch_forward(module, layer, h, acts)` its forward; `alone()` the coverage pass's cases of
+    the layer by itself, for what a Module cannot show (Dropout in training mode)."""
 
     kind: str
     cls: str
@@ -94,6 +95,7 @@ class LayerSpec:
     torch_forward: Callable = None
     samples: tuple = ()
     conditions: tuple = field(default_factory=tuple)
+    alone: Callable = lambda: ()
 
     @property
     def row(self) -> str:
@@ -233,6 +235,12 @@ def _softmax_axis_ok(layer, shape, earlier):
     return shape
 
 
+def _dropout_alone():
+    from reference.cases import DropoutCase
+    from reference.checks.layers import DropoutRun
+    return [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
+
+
 def _flatten_forward(node, layer, cur, acts, w):
     return node("reshape", (cur,), shape=(node.batch, 1, -1))
 
@@ -293,7 +301,7 @@ _LIST = [
               call_args=lambda layer, acts: ", training=False",
               forward=lambda node, layer, cur, acts, w: cur,
               torch_forward=lambda module, layer, h, acts: h,
-              samples=((Layer.make("dropout", rate=0.25), (2, 3)),),
+              samples=((Layer.make("dropout", rate=0.25), (2, 3)),), alone=_dropout_alone,
               conditions=(Condition("eval mode in a Module", lambda u: u.mode == "eval"),
                           Condition("training mode", lambda u: u.mode == "training"))),
 ]
