@@ -83,7 +83,8 @@ def test_installed_pygrad_check_runs_from_an_empty_directory(installed, tmp_path
 
     script = venv / "bin" / "pygrad-check"
     assert script.is_file(), "the wheel installs no pygrad-check console script"
-    r = gate(["--budget", "3", "-n", "1", "--seed", "0", "--json", "r.json"], cwd=elsewhere, env=env,
+    r = gate(["--budget", "3", "-n", "1", "--seed", "0", "--example-timeout", "30", "--json", "r.json"],
+             cwd=elsewhere, env=env,
              command=[str(script)])
     assert r.returncode == 0, r.output[-5000:]
     doc = json.loads((elsewhere / "r.json").read_text())

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reference.registry import rows
-from reference.selftest.mutants import BY_NAME, CHECKS, MUTANTS, Mutant
+from reference.selftest.mutants import BY_NAME, MUTANTS, Mutant
 from reference.selftest.run import (CI_SUBSET, Result, classify, gate_command, markdown, run_mutant, selection,
                                     stats)
 from tests._gate import REPO, gate
