@@ -2,8 +2,11 @@
 
 A case knows how to `run()` its check (returning an `Outcome`, raising `Mismatch` or
 `InvalidExample`), which report rows it counts in and which conditions it reaches
-(`conditions()`: row -> set), and prints itself (`repr`, what hypothesis shows for a
-falsifying example). Random examples (drawn by `reference.strategies`) and the coverage
+(`conditions()`: row -> set), the row a finding without a blamed node goes to (`row`), and
+what it runs as plain pygrad code (`script()`: top-level definitions and statements -- the
+reproducer of a hang or a crash, and what hypothesis shows for a falsifying example). Module
+and training cases can also give the program of registry ops their model runs
+(`blame_program()`), which a hang is replayed on to find the op that hangs. Random examples (drawn by `reference.strategies`) and the coverage
 pass's deterministic ones (`reference.coverage`) are the same cases, so the harness treats
 them alike.
 """
@@ -15,13 +18,14 @@ import numpy as np
 
 from reference import printer
 from reference.checks import Mismatch, Outcome
-from reference.checks.engine import check_backward_twice, check_deep_graph, check_stop, check_structure
+from reference.checks.engine import (check_backward_twice, check_deep_graph, check_stop, check_structure,
+                                     deep_graph_script)
 from reference.checks.layers import DropoutRun, check_dropout
-from reference.checks.module import ModuleCalls, check_module
+from reference.checks.module import ModuleCalls, calls_script, check_module
 from reference.checks.program import check_program
-from reference.checks.training import TrainRun, check_training
+from reference.checks.training import TrainRun, check_training, train_script
 from reference.conditions import program_conditions
-from reference.nets import ops_of, shapes
+from reference.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.program import Program
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
@@ -71,10 +75,16 @@ class ProgramCase:
         ops = set(self.program.ops())
         return spec_of(ops.pop()).row if len(ops) == 1 and self.check == "torch" else ENGINE_ROW
 
+    def script(self) -> tuple:
+        body = printer.program_code(self.program, self.values, backward=False).splitlines()
+        root = self.program.root
+        calls = {"twice": ["backward()", "backward()"], "structure": ["create_graph()"]}.get(
+            self.check, ["backward()"] + ["backward(reset_grad=False)"] * (self.passes - 1))
+        stop = [f"{self.stop}.learnable = False"] if self.stop else []
+        return "", body + stop + [f"{root}.{c}" for c in calls]
+
     def __repr__(self):
-        code = printer.program_code(self.program, self.values).replace("\n", "\n    ")
-        what = f"check={self.check!r}, passes={self.passes}" + (f", stop={self.stop!r}" if self.stop else "")
-        return f"ProgramCase(seed={self.seed}, {what}, program=\n    {code}\n)"
+        return _show(self, f"seed={self.seed}, check={self.check!r}")
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,16 @@ class ModuleCase:
     def rows(self) -> set:
         return set(self.conditions()) | {spec_of(op).row for op in ops_of(self.calls.spec)}
 
+    def script(self) -> tuple:
+        s = calls_script(self.calls)
+        return module_code(self.calls.spec), s.lines
+
+    def blame_program(self) -> tuple:
+        x, target = self.calls.batches[0]
+        return _module_program(self.calls.spec, self.calls.seed, x, target)
+
     def __repr__(self):
-        c = self.calls
-        return (f"ModuleCase(spec={c.spec!r}, seed={c.seed}, batch sizes {[len(x) for x, _ in c.batches]}, "
-                f"resets={c.resets}, optimizer={c.optimizer!r})")
+        return _show(self, f"spec={self.calls.spec!r}")
 
 
 @dataclass(frozen=True)
@@ -141,11 +157,16 @@ class TrainCase:
         spec = self.train.spec
         return {self.train.row} | {layer.spec.row for layer in spec.layers} | {spec_of(op).row for op in ops_of(spec)}
 
+    def script(self) -> tuple:
+        return module_code(self.train.spec), train_script(self.train).lines
+
+    def blame_program(self) -> tuple:
+        chunks = self.train.steps[0]
+        x, target = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+        return _module_program(self.train.spec, self.train.seed, x, target)
+
     def __repr__(self):
-        t = self.train
-        return (f"TrainCase({t.name}{dict(t.hyper)}, spec={t.spec!r}, seed={t.seed}, steps="
-                f"{[[len(c[0]) for c in chunks] for chunks in t.steps]}, reset={t.reset}, "
-                f"target_leaf={t.target_leaf}, order={t.order}, unused={t.unused})")
+        return _show(self, f"{self.train.name}{dict(self.train.hyper)}")
 
 
 @dataclass(frozen=True)
@@ -164,8 +185,11 @@ class DropoutCase:
     def rows(self) -> set:
         return {self.row}
 
+    def script(self) -> tuple:
+        return "", self.run_.script()
+
     def __repr__(self):
-        return f"DropoutCase({self.run_!r})"
+        return _show(self, repr(self.run_))
 
 
 @dataclass(frozen=True)
@@ -181,6 +205,9 @@ class DeepGraphCase:
 
     def rows(self) -> set:
         return {ENGINE_ROW}
+
+    def script(self) -> tuple:
+        return "", deep_graph_script(self.steps)
 
     def __repr__(self):
         return f"DeepGraphCase(steps={self.steps})"
@@ -198,14 +225,24 @@ class ErrorCase:
         spec = spec_of(self.op)
         return (list(spec.rule.error_inputs(spec)) + list(spec.error_inputs))[self.index]
 
-    def run(self) -> Outcome:
-        from pygrad import Tensor
+    def _call(self) -> tuple:
         spec, e = spec_of(self.op), self.error_input
         arrays = e.make(np.random.default_rng(self.index)) if e.make else [np.ones(s) for s in e.shapes]
         names = [f"x{i}" for i in range(len(arrays))]
         call = spec.render(names, e.args, lambda k, v: printer.subscript(v) if k == "idx" else printer.literal(v))
-        body = [f"{n} = Tensor({printer.array_literal(a)})" for n, a in zip(names, arrays)]
-        body += [f"with pytest.raises({e.error.__name__}, match={e.match!r}):", f"    {call}"]
+        return arrays, names, call
+
+    def script(self) -> tuple:
+        arrays, names, call = self._call()
+        e = self.error_input
+        return "", [f"{n} = Tensor({printer.array_literal(a)})" for n, a in zip(names, arrays)] + [
+            f"with pytest.raises({e.error.__name__}, match={e.match!r}):", f"    {call}"]
+
+    def run(self) -> Outcome:
+        from pygrad import Tensor
+        spec, e = spec_of(self.op), self.error_input
+        arrays, _, call = self._call()
+        body = self.script()[1]
 
         def fail(what):
             raise Mismatch("error", spec.row, f"{call} with shapes {e.shapes}: pygrad {what}, but it must raise "
@@ -233,4 +270,18 @@ class ErrorCase:
         return spec_of(self.op).row
 
     def __repr__(self):
-        return f"ErrorCase({self.op!r}, {self.error_input!r})"
+        return _show(self, repr(self.op))
+
+
+def _show(case, what: str) -> str:
+    """`Case(what)` followed by the pygrad code it runs (hypothesis prints it for a failure)."""
+    definitions, body = case.script()
+    code = "\n".join(([definitions.rstrip()] if definitions else []) + body).replace("\n", "\n    ")
+    return f"{type(case).__name__}({what}):\n    {code}"
+
+
+def _module_program(spec, seed, x, target) -> tuple:
+    """(program, values): the Module's forward and loss as registry ops, initial weights."""
+    model, weights = build(spec, seed)
+    prog, _ = module_program(spec, len(x), weights)
+    return prog, program_values(spec, weights, {w.name: weight(model, w.name).value for w in weights}, x, target)

@@ -73,7 +73,7 @@ def time_limit(seconds: float):
 
 def attempt(case, test: str = "") -> tuple:
     """("passed", Outcome) | ("invalid", reason) | ("failed", Mismatch) | ("timeout", Mismatch)."""
-    session.set_inflight(test, repr(case), [case.row] + sorted(case.rows() - {case.row}))
+    session.set_inflight(test, case.script(), [case.row] + sorted(case.rows() - {case.row}))
     getattr(case, "prepare", lambda: None)()    # first-use costs of the oracle, outside the limit
     Progress.listener = session.set_node
     limit = session.example_timeout()
@@ -91,20 +91,70 @@ def attempt(case, test: str = "") -> tuple:
 
 
 def hang(case, limit: float) -> Mismatch:
-    """The finding of an example that did not return: blamed on the node it had reached."""
-    node = Progress.node or ""
-    program = getattr(case, "program", None)
+    """The finding of an example that did not return: blamed on the node it had reached -- for
+    a Module or a training run, on the node its program of registry ops hangs at when replayed
+    (briefly) -- else on the case's row. Its reproducer is the example's own code."""
+    node, program, values = Progress.node or "", getattr(case, "program", None), getattr(case, "values", None)
+    if program is None and hasattr(case, "blame_program"):
+        program, values, node = _replay_for_blame(case, min(limit, 3.0))
+    if program is not None and node == "backward":
+        node = _hanging_rule(program, values, min(limit, 3.0) / 4) or node
     if program is not None and node in program.names and not program.is_input(node):
         row, where = program.node(node).spec.row, printer.describe(program, node)
     else:
         row, where = case.row, node or "the example"
-    body = ["# under the gate this did not return within %g s" % limit]
-    if program is not None:
-        body = printer.program_code(program, case.values).splitlines() + body
-    else:
-        body.append(f"# {case!r}".replace("\n", "\n# "))
+    definitions, body = case.script()
+    body = body + [f"# under the gate this did not return within {limit:g} s (at {where})"]
     return Mismatch("error", row, f"pygrad did not return within {limit:g} s (it hangs, or is far too slow) "
-                    f"at {where}", where, printer.regression_test("error", row.replace(":", "_"), body))
+                    f"at {where}", where, printer.regression_test("error", row.replace(":", "_"), body,
+                                                                  definitions=definitions))
+
+
+def _replay_for_blame(case, seconds: float) -> tuple:
+    """(program, values, node it hangs at) of a Module or training case, or (None, None, "")."""
+    try:
+        program, values = case.blame_program()
+    except Exception:  # noqa: BLE001 - the model cannot even be built: no node to name
+        return None, None, ""
+    if _hangs(program, values, seconds):
+        return program, values, Progress.node or ""
+    return None, None, ""
+
+
+def _hangs(program, values, seconds: float) -> bool:
+    """Does running `program` forward and backward take longer than `seconds`? (An
+    exception is not a hang.)"""
+    from reference.program import backward_pygrad, run_pygrad
+    Progress.node = None
+    try:
+        with time_limit(seconds):
+            backward_pygrad(run_pygrad(program, values), program.root)
+    except ExampleTimeout:
+        return True
+    except Exception:  # noqa: BLE001 - it raised rather than hung
+        pass
+    return False
+
+
+def _hanging_rule(program, values, seconds: float) -> str | None:
+    """The node whose backward rule hangs: each node replayed alone, from the root down, on
+    the operands' values of a forward run and a ones cotangent."""
+    import numpy as np
+
+    from reference.program import Input, Node, run_pygrad, with_loss
+    try:
+        env = run_pygrad(program, values)
+    except Exception:  # noqa: BLE001
+        return None
+    for c in reversed(program.body_nodes()):
+        names = list(dict.fromkeys(c.operands))
+        inputs = [Input(o, program.shape(o), program.dtype(o)) for o in names]
+        mini, cots = with_loss(inputs, [Node(c.name, c.op, c.operands, c.args)])
+        vals = {o: np.array(getattr(env[o], "value", env[o])) for o in names}
+        vals[cots[0]] = np.ones(program.shape(c.name), dtype=program.dtype(c.name))
+        if _hangs(mini, vals, seconds):
+            return c.name
+    return None
 
 
 def _record_finding(m: Mismatch, test: str, shrunk: bool, fatal_rows=()) -> tuple:

@@ -145,6 +145,13 @@ def check_stop(prog: Program, values, seed: int, stop: str) -> Outcome:
     return out
 
 
+def deep_graph_script(steps: int, dtype: str = "float64") -> list:
+    """The deep chain as plain pygrad statements."""
+    return [f"DT = np.{dtype}", "x = Tensor([0.5, -1.25, 2.0], leaf=True, dtype=DT)",
+            "b = Tensor([0.25, 0.75, -0.5], dtype=DT)", "y = x", f"for _ in range({steps}):", "    y = -(y + b)",
+            "loss = (y * Tensor([1.0, -2.0, 0.5], learnable=False, leaf=True, dtype=DT)).sum()", "loss.backward()"]
+
+
 def check_deep_graph(steps: int = DEEP_STEPS, dtype: str = "float64") -> Outcome:
     """x (input), b (weight), y = x then `steps` times y = -(y + b), loss = (y * w).sum().
     Exact dyadic arithmetic, so the value is the NumPy loop's and the gradients are known in
@@ -152,10 +159,7 @@ def check_deep_graph(steps: int = DEEP_STEPS, dtype: str = "float64") -> Outcome
     x, b, the 2 * steps op outputs, the product and the sum."""
     from pygrad import Tensor
     xv, bv, wv = np.array([0.5, -1.25, 2.0]), np.array([0.25, 0.75, -0.5]), np.array([1.0, -2.0, 0.5])
-    code = ["x = Tensor([0.5, -1.25, 2.0], leaf=True, dtype=DT)", "b = Tensor([0.25, 0.75, -0.5], dtype=DT)",
-            "y = x", f"for _ in range({steps}):", "    y = -(y + b)",
-            "loss = (y * Tensor([1.0, -2.0, 0.5], learnable=False, leaf=True, dtype=DT)).sum()", "loss.backward()"]
-    repro = ["DT = np." + dtype] + code
+    repro = deep_graph_script(steps, dtype)
     want_y = xv.copy()
     for _ in range(steps):
         want_y = -(want_y + bv)

@@ -28,14 +28,19 @@ class DropoutRun:
         x = rng.uniform(0.5, 2.0, self.shape) * rng.choice([-1.0, 1.0], self.shape)
         return x.astype(self.dtype), rng.standard_normal(self.shape).astype(self.dtype)
 
+    def script(self) -> list:
+        """The run as plain pygrad statements."""
+        x, w = self.arrays()
+        dt = "" if self.dtype == "float64" else f", dtype={self.dtype}"
+        return [f"np.random.seed({self.seed})", f"x = Tensor({printer.array_literal(x)}{dt})",
+                f"out = Dropout(rate={self.rate!r})(x, training=True)",
+                f"(out * Tensor({printer.array_literal(w)}{dt}, learnable=False, leaf=True)).sum().backward()"]
+
 
 def check_dropout(case: DropoutRun) -> Outcome:
     from pygrad import Dropout, Tensor
     x, w = case.arrays()
-    dt = "" if case.dtype == "float64" else f", dtype={case.dtype}"
-    body = [f"np.random.seed({case.seed})", f"x = Tensor({printer.array_literal(x)}{dt})",
-            f"out = Dropout(rate={case.rate!r})(x, training=True)",
-            f"(out * Tensor({printer.array_literal(w)}{dt}, learnable=False, leaf=True)).sum().backward()"]
+    body = case.script()
     row = LAYERS["dropout"].row
 
     def fail(check, message, assertion):

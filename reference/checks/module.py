@@ -207,6 +207,19 @@ class ModuleCalls:
         return out
 
 
+def calls_script(case: ModuleCalls) -> Script:
+    """The calls (and optimizer steps) of `case` as plain pygrad statements."""
+    s = Script(case.spec, case.seed)
+    if case.optimizer is not None:
+        name, hyper = case.optimizer
+        s.add(f"optim = {OPTIMIZERS[name].render('model.weights', hyper)}")
+    for k, (x, target) in enumerate(case.batches):
+        s.call(x, target, case.resets[k])
+        if case.optimizer is not None and k + 1 < len(case.batches):
+            s.add(f"optim.step({s.loss})")
+    return s
+
+
 def check_module(case: ModuleCalls) -> float:
     """See the module docstring. Returns the worst error/tolerance ratio."""
     spec = case.spec

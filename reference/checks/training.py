@@ -171,6 +171,20 @@ def _torch_step(optim, tensors: dict, weights, grads: dict, noise) -> None:
                 t.copy_((old[n] + delta) * (1 + u * r(t.shape)))
 
 
+def train_script(case: TrainRun) -> Script:
+    """The whole training run as plain pygrad statements."""
+    s = script_of(case)
+    for chunks in case.steps:
+        s.add("optim.zero_grad()")
+        bs = accumulation_divisor(case.spec, len(chunks))
+        for x, target in chunks:
+            s.call(x, target, case.reset, case.target_leaf)
+            s.add(f"optim.step({s.loss})" if len(chunks) == 1 else f"optim.step_single({s.loss}, {bs})")
+        if len(chunks) > 1:
+            s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
+    return s
+
+
 def script_of(case: TrainRun) -> Script:
     """The run's setup as code: model, the parameters in their order, the optimizer."""
     s = Script(case.spec, case.seed)

@@ -223,7 +223,8 @@ def run(args, console: Console) -> int:
                   + (f", shard {shard[0]}/{shard[1]}" if shard != (1, 1) else "")
                   + (f", only {' '.join(only)}" if only else ""))
     with tempfile.TemporaryDirectory(prefix="pygrad-check-") as tmp:
-        env = dict(os.environ)
+        # a gate started from inside a pytest-xdist worker must not pass that worker's identity on
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
         env.update({session.ENV_DIR: tmp, session.ENV_START: repr(start), session.ENV_SEED: str(seed),
                     session.ENV_ONLY: ",".join(only), session.ENV_SHARD: f"{shard[0]}/{shard[1]}",
                     session.ENV_TIMEOUT: repr(args.example_timeout), session.ENV_EXAMPLES: str(args.examples or ""),

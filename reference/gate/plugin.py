@@ -142,10 +142,10 @@ def pytest_handlecrashitem(crashitem, report, sched):
     flight = state.read_inflight(worker) or {}
     rows = flight.get("rows") or ["engine"]
     node = flight.get("node") or "an unknown point"
-    case = flight.get("case", "")
     from reference.printer import regression_test
-    repro = regression_test("error", "worker_crash", ["# under the gate the process running this died"]
-                            + [f"# {line}" for line in case.splitlines()]) if case else None
+    repro = regression_test("error", "worker_crash", flight["body"] + ["# under the gate the process running this "
+                            f"died (at {node})"], definitions=flight.get("definitions", "")) \
+        if flight.get("body") else None
     if _controller_stream is None:
         _controller_stream = Writer(os.environ[state.ENV_DIR], "controller")
     _controller_stream.write({

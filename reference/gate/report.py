@@ -110,7 +110,9 @@ def document(summary: Summary, run: dict) -> dict:
     doc = {"seed": int(run["seed"]), "budget_s": float(run["budget_s"]), "workers": int(run["workers"]),
            "elapsed_s": float(run["elapsed_s"]), "ops": rows, "failures": failures}
     doc.update({k: v for k, v in run.items() if k not in doc})
-    doc.update({"examples": summary.examples, "tests": summary.tests, "first_failure_s": summary.first_failure_s,
+    first = summary.first_failure_s
+    doc.update({"examples": summary.examples, "tests": summary.tests,
+                "first_failure_s": None if first is None else round(first, 3),
                 "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal]})
     return doc
 

@@ -290,8 +290,9 @@ def inflight_path(worker: str) -> str:
     return os.path.join(os.environ.get(ENV_DIR, "."), f"inflight-{worker}.bin")
 
 
-def set_inflight(test: str, case_text: str, rows: list) -> None:
-    """Keep the example being run where the controller finds it if this process dies."""
+def set_inflight(test: str, script: tuple, rows: list) -> None:
+    """Keep the example being run -- its test, its pygrad code (definitions, statements) and
+    its rows -- where the controller finds it if this process dies."""
     if not gate_mode():
         return
     if S.inflight is None:
@@ -299,7 +300,10 @@ def set_inflight(test: str, case_text: str, rows: list) -> None:
             f.truncate(INFLIGHT_BYTES)
         with open(inflight_path(worker_id()), "r+b") as f:
             S.inflight = mmap.mmap(f.fileno(), INFLIGHT_BYTES)
-    data = json.dumps({"test": test, "case": case_text, "rows": rows}).encode()[:INFLIGHT_BYTES - 512]
+    definitions, body = script
+    data = json.dumps({"test": test, "definitions": definitions, "body": body, "rows": rows}).encode()
+    if len(data) > INFLIGHT_BYTES - 512:   # too big to keep: the test and rows still name it
+        data = json.dumps({"test": test, "definitions": "", "body": [], "rows": rows}).encode()
     S.inflight[:8] = len(data).to_bytes(8, "little")
     S.inflight[512:512 + len(data)] = data
     set_node("")
@@ -314,7 +318,7 @@ def set_node(name: str) -> None:
 
 
 def read_inflight(worker: str) -> dict | None:
-    """What a (dead) worker was running: {"test", "case", "rows", "node"}."""
+    """What a (dead) worker was running: {"test", "definitions", "body", "rows", "node"}."""
     try:
         with open(inflight_path(worker), "rb") as f:
             buf = f.read(INFLIGHT_BYTES)
