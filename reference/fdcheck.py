@@ -7,19 +7,44 @@ central difference D(h) = (L(x+hv) - L(x-hv)) / 2h, in float64, along a random u
 direction v and then (for at most `coordinates` entries in all) along every coordinate,
 under the suite's rule (`reference.checks.program.check_fd`):
 
-    |<g, v> - D(h)| <= SAFETY * (|D(2h) - D(h)| / 3 + 2 (eps_L + eps_x) / h + eps_g)
+    |<g, v> - D(h)| <= SAFETY * (|D(2h) - D(h)| / 3 + 2 (eps_L + eps_x) / h + eps_g [+ res])
 
 - |D(2h) - D(h)| / 3: Richardson's estimate of the truncation error, trusted only where
   D(4h) - D(2h) is about 4 times D(2h) - D(h) (else h shrinks by 8, up to three times);
-- eps_L: the float64 rounding of one evaluation of L, u64 times the sum of the magnitudes of
-  L's terms (`Point.scale`), plus its spread (below) rescaled to float64;
+- eps_L: the float64 rounding of one evaluation of L: u64 times the sum of the magnitudes of
+  L's terms (`Point.scale`), plus its measured noise (below);
 - eps_x = u64 sum |g_i| (|x_i| + 4h |v_i|): the rounding of the shifted inputs themselves;
-- eps_g = sum |v_i| (spread(g_i) + u |g_i| + tiny): the rounding pygrad's own gradient is
+- eps_g = sum |v_i| (noise(g_i) + u |g_i| + tiny): the rounding pygrad's own gradient is
   allowed, u the unit roundoff of its dtype (2**-24 for a float32 input);
-- the spread: how far `RUNS` evaluations move L and the float64 gradients when the inputs are
-  perturbed by rounding-size factors (1 + r u), the oracles' `Noise` model applied to the
-  only thing a black box exposes, its inputs. It is measured only when the floor (spread 0)
-  does not decide, as `reference.compare` does.
+- res, for a gradient computed in a lower precision than float64 (float32): the same
+  roundoff model evaluated in that precision at the best step of a central difference there,
+  2 (eps_L' + eps_x') / h', with eps_L' = u' * scale plus the rounding the low-precision
+  computation of L shows against its float64 twin (`Point.low`), eps_x' = sum u_i |g_i| |x_i|
+  and h' = cbrt(u') max(1, |x|) (where h'**2 truncation balances u'/h' rounding): the
+  resolution of the low-precision function itself. A float32 computation rounds every
+  intermediate by u' of its size, and some of those errors are invisible from outside (in a
+  saturated tanh, 1 - y**2 is 0 in float32 at every nearby point while the exact gradient is
+  ~1e-7), so a float32 gradient is held to what float32 differences can resolve, about
+  2 u'**(2/3) ~ 3e-5 of the loss's scale per unit of input (times SAFETY): a float32-only
+  wrong rule (an overflow, a wrong branch or constant, an error of 1% or more) is caught, a
+  smaller precision loss is not.
+
+The noise stands for the suite's spread. The suite perturbs every op of a program by the
+op's rounding-error model (`reference.oracles.Noise`) and measures how far the results move;
+a user's function is a black box, so its rounding noise is measured directly, as one measures
+the noise of any computed function: along `RUNS` random directions d, the computation is
+repeated at x (1 + s d) and x (1 - s d), s = 2**13 units in the last place of the dtype it
+runs in (2**-40 in float64, the oracles' perturbation unit; at most sqrt(u)), with the
+cotangent of its output moved alike. Every intermediate then moves by many units in the last
+place, so its rounding changes, while the exact result barely moves. The noise is the largest
+|f(x + sd) - 2 f(x) + f(x - sd)| / 2, measured at s and at s/4 (the smaller when they
+disagree: a kink that the larger move reaches adds a jump, not noise). Rounding errors that
+change erratically from point to point show in it -- including cancellations inside the
+forward and the backward rules, which moving the inputs by a few ulps would not reveal (a
+saturated softmax hardly moves) -- whereas a wrong rule, wrong the same way at neighbouring
+points, does not inflate it. The gradient's noise is measured on the computation under test
+(in its dtype), the loss's on its float64 evaluation. As in `reference.compare`, it is
+measured only when the floor (noise 0) does not decide.
 
 Kinks. The suite knows where its ops' kinks are; a user's function is a black box, so the
 stencil finds them: on a smooth L the one-sided differences differ by ~L'' h, so
@@ -41,11 +66,12 @@ from typing import Callable
 import numpy as np
 
 from reference.compare import RUNS, SAFETY, ratio, tiny
-from reference.oracles import FD_STEP, INJECT_MIN, U64
+from reference.oracles import FD_STEP, U64
 from reference.registry import U
 
 COORDINATES = 64   # check every coordinate when the arrays have at most this many entries in all
 SHRINKS = 3        # as `oracles.fd_derivative`: h shrinks by 8 at most three times
+NOISE_ULPS = 2 ** 13   # the noise runs move every entry by this many units in the last place
 
 
 # ---------------------------------------------------------------------------- errors
@@ -84,24 +110,50 @@ def unit(dtype) -> float:
     return U.get(dt.name, float(np.finfo(dt).eps) / 2)
 
 
-def perturbed(arrays: list, dtypes: list, seed) -> tuple:
-    """(RUNS lists of rounding-size perturbations of `arrays`, scale): each entry times
-    (1 + r u) with r standard normal and u its dtype's unit roundoff -- 2**-40 for float64,
-    which a float64 run cannot carry at 2**-53, so an all-float64 spread is scaled back by
-    `scale` = 2**-13 (as `oracles.Noise`)."""
+def step(dtype) -> float:
+    """The relative move of the noise runs for a dtype: 2**13 units in the last place (2**-40
+    for float64, the oracles' `INJECT_MIN`), at most sqrt(u)."""
+    u = unit(dtype)
+    return min(NOISE_ULPS * u, math.sqrt(u))
+
+
+def resolution(dtypes: list, scale: float, low: float, eps_in: list, xmax: float, low_only: bool = True) -> float:
+    """The roundoff model of one central difference in the lowest precision u' among
+    `dtypes`, at its best step h' = cbrt(u') max(1, xmax): 2 (u' scale + low + sum eps_in) / h'
+    (`low`: L's measured rounding in that precision; `eps_in`: each array's u_i sum |g_i|
+    |x_i|). With `low_only`, 0 when every dtype is float64 (the finite differences' own
+    roundoff term is that bound already)."""
+    u = max(unit(d) for d in dtypes)
+    if low_only and u <= U64:
+        return 0.0
+    return 2 * (u * scale + low + sum(eps_in)) / (u ** (1 / 3) * max(1.0, xmax))
+
+
+def noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
+    """The rounding noise of `f(arrays) -> list of arrays` at `arrays` (see the module
+    docstring), elementwise: the largest |f(x + sd) - 2 f(x) + f(x - sd)| / 2 over `RUNS`
+    random directions d, each entry moved relatively by s = `step` of its dtype (and rounded
+    to it) -- measured at s and at s/4: the larger where they agree within a factor 2, else
+    the smaller (a kink within reach of the larger move adds a jump, not noise). `center` is f(arrays). 0 where the center is not finite
+    (that fails on its own); inf where a moved point is not finite."""
     rng = np.random.default_rng(seed)
-    units = [max(unit(d), INJECT_MIN) for d in dtypes]
-    scale = U64 / INJECT_MIN if all(np.dtype(d) == np.float64 for d in dtypes) else 1.0
-    runs = [[x * (1 + u * rng.standard_normal(x.shape)) for x, u in zip(arrays, units)] for _ in range(RUNS)]
-    return runs, scale
-
-
-def spread(exact: np.ndarray, runs: list, scale: float) -> np.ndarray:
-    """How far the perturbed runs land from the exact value, elementwise, times `scale`."""
-    s = np.zeros(np.shape(exact))
-    for r in runs:
-        s = np.maximum(s, scale * np.abs(np.asarray(r, dtype=np.float64) - exact))
-    return s
+    center = [np.asarray(c, dtype=np.float64) for c in center]
+    finite = [np.isfinite(c) for c in center]
+    found = []
+    for scale in (1.0, 0.25):
+        out = [np.zeros(c.shape) for c in center]
+        for _ in range(RUNS):
+            d = [scale * step(dt) * rng.standard_normal(np.shape(x)) for x, dt in zip(arrays, dtypes)]
+            plus = f([np.asarray(x * (1 + dk)).astype(dt) for x, dk, dt in zip(arrays, d, dtypes)])
+            minus = f([np.asarray(x * (1 - dk)).astype(dt) for x, dk, dt in zip(arrays, d, dtypes)])
+            for j, c in enumerate(center):
+                second = np.abs(np.asarray(plus[j], dtype=np.float64) - 2 * np.where(finite[j], c, 0)
+                                + np.asarray(minus[j], dtype=np.float64)) / 2
+                out[j] = np.maximum(out[j], np.where(finite[j], np.where(np.isnan(second), np.inf, second), 0.0))
+        found.append(out)
+    # the two moves agree up to the scatter of a maximum of a few draws: noise, keep the larger;
+    # a jump that only the larger move reaches (a kink), or a term growing with the move: the smaller
+    return [np.where(a <= 2 * b, np.maximum(a, b), b) for a, b in zip(*found)]
 
 
 def worst(got, want, tolerances) -> tuple:
@@ -124,18 +176,30 @@ def worst(got, want, tolerances) -> tuple:
 class Point:
     """A loss L(x_1, ..., x_k) at x, as the check sees it.
 
-    `evaluate(arrays, grads)` evaluates L in float64 at float64 arrays of the shapes of `x`
-    and returns (L, [dL/dx_i as float64 arrays] if `grads` else None); it must be
-    deterministic. `scale` is the sum of the magnitudes of L's terms at x (|L| for a plain
-    loss): one evaluation rounds by about u64 * scale. `what` says what L is, for messages."""
+    - `x`: the arrays (float64 copies of their values); `dtypes`: the dtype each has in the
+      computation under test; `grads`: the gradients that computation gave at x.
+    - `evaluate(arrays, grads)`: L in float64 at float64 arrays of the shapes of `x`:
+      (L, [dL/dx_i as float64 arrays] if `grads` else None). Deterministic.
+    - `gradient(arrays, cot)`: the computation under test at `arrays` (in `dtypes`), with the
+      cotangent reaching each output of the function multiplied by the factors in `cot` (one
+      array per entry of `outputs`, (shape, dtype) of what the function returns): its list of
+      gradients. Used to measure the rounding noise of `grads`.
+    - `scale`: the sum of the magnitudes of L's terms at x (|L| for a plain loss): one float64
+      evaluation rounds by about u64 * scale. `low`: for a computation in a lower precision,
+      how far its L lies from the float64 one (e.g. sum |w| |y - y64|): its rounding of L
+      where intermediates larger than L's terms cancel. `what` says what L is, `who` who
+      checks."""
 
     names: list
     x: list
     dtypes: list
     grads: list
     evaluate: Callable
+    gradient: Callable
+    outputs: list
     scale: float
     what: str
+    low: float = 0.0
     seed: int = 0
     coordinates: int = COORDINATES
     who: str = "gradcheck"
@@ -160,6 +224,7 @@ class Verdict:
     want: float = math.nan           # D(h)
     tol: float = math.nan
     fd: FD = field(default_factory=FD)
+    f64: bool = False                # the float64 twin's gradient (of a lower-precision computation)
 
 
 class Checker:
@@ -170,44 +235,73 @@ class Checker:
         self.L0, g64 = p.evaluate(p.x, True)
         if not math.isfinite(self.L0):
             raise ValueError(f"{p.who}: {p.what} is not finite at the given inputs ({self.L0})")
-        self.g_abs = [np.abs(np.asarray(g, dtype=np.float64)) for g in g64]
-        self.g64 = g64
+        # a non-finite gradient (which fails anyway) says nothing about rounding
+        self.g_abs = [np.nan_to_num(np.abs(np.asarray(g, dtype=np.float64)), nan=0.0, posinf=0.0) for g in g64]
+        self.g64 = [np.asarray(g, dtype=np.float64) for g in g64]
         self.got = [np.asarray(g, dtype=np.float64) for g in p.grads]
         self.sizes = [int(x.size) for x in p.x]
         self.offsets = np.cumsum([0] + self.sizes)
         self.n = int(self.offsets[-1])
-        self.u = max(unit(d) for d in p.dtypes)
-        self.h0 = FD_STEP * max(1.0, max((float(np.max(np.abs(x), initial=0.0)) for x in p.x), default=0.0))
-        self._spreads = None
+        xmax = max((float(np.max(np.abs(x), initial=0.0)) for x in p.x), default=0.0)
+        self.h0 = FD_STEP * max(1.0, xmax)
+        self.res = resolution(list(p.dtypes) + [d for _, d in p.outputs], p.scale, p.low,
+                              [unit(d) * float(np.vdot(ga, np.abs(x))) for ga, x, d in zip(self.g_abs, p.x, p.dtypes)],
+                              xmax)
+        # a lower-precision computation is also checked as its float64 twin (fn on float64
+        # copies), under the float64 rule: a rule wrong in every precision is caught at
+        # float64's accuracy, whatever float32's resolution
+        self.low = max(unit(d) for d in list(p.dtypes) + [d for _, d in p.outputs]) > U64
+        self._spreads = self._noise64 = None
 
     # ------------------------------------------------------------------ tolerances
     def spreads(self) -> tuple:
-        """(spread of L, [spread of each gradient]) over the perturbed runs; computed once."""
+        """(noise of L, [noise of each gradient under test]); measured once."""
         if self._spreads is None:
-            runs, scale = perturbed(self.p.x, self.p.dtypes, [self.p.seed, 2])
-            results = [self.p.evaluate(xs, True) for xs in runs]
-            s_loss = max(scale * abs(L - self.L0) for L, _ in results)
-            s_grads = [spread(np.asarray(g, dtype=np.float64), [r[1][k] for r in results], scale)
-                       for k, g in enumerate(self.g64)]
+            p, k = self.p, len(self.p.x)
+            s_loss = float(noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
+                                 [p.seed, 2])[0])
+            s_grads = noise(lambda xs: p.gradient(xs[:k], xs[k:]),
+                            [np.asarray(x, dtype=d) for x, d in zip(p.x, p.dtypes)] + [np.ones(s) for s, _ in p.outputs],
+                            list(p.dtypes) + [d for _, d in p.outputs], self.got, [p.seed, 3])
             if not (math.isfinite(s_loss) and all(np.all(np.isfinite(s)) for s in s_grads)):
-                raise KinkError(f"{self.p.who}: {self.p.what} is not finite under rounding-size perturbations of the "
-                                "inputs (an input at a domain edge?): finite differences cannot judge here")
+                raise KinkError(f"{p.who}: {p.what} or its gradient is not finite when the inputs move by "
+                                "rounding-size steps (an input at a domain edge?): finite differences cannot judge here")
             self._spreads = (s_loss, s_grads)
         return self._spreads
 
-    def grad_tol(self, k: int, full: bool) -> np.ndarray:
-        s = self.spreads()[1][k] if full else 0.0
-        dt = self.p.dtypes[k]
+    def noise64(self) -> list:
+        """The noise of the float64 twin's gradients; measured once."""
+        if self._noise64 is None:
+            p = self.p
+            self._noise64 = noise(lambda xs: p.evaluate(xs, True)[1], p.x, [np.float64] * len(p.x), self.g64,
+                                  [p.seed, 4])
+            if not all(np.all(np.isfinite(s)) for s in self._noise64):
+                raise KinkError(f"{p.who}: the gradient of {p.what} is not finite when the inputs move by "
+                                "rounding-size steps (an input at a domain edge?): finite differences cannot judge here")
+        return self._noise64
+
+    def grad_tol(self, k: int, full: bool, f64: bool = False) -> np.ndarray:
+        dt = np.float64 if f64 else self.p.dtypes[k]
+        s = (self.noise64() if f64 else self.spreads()[1])[k] if full else 0.0
         return SAFETY * (s + unit(dt) * self.g_abs[k] + tiny(np.dtype(dt).name))
 
     # ------------------------------------------------------------------ one direction
     def direction(self, v: list) -> Verdict:
-        """<g, v> against D(h): the floor first, the spreads only when it does not decide."""
-        got = sum(float(np.vdot(g, vk)) for g, vk in zip(self.got, v))
+        """The gradient under test along v; for a lower-precision computation, then its
+        float64 twin's."""
         cache = {}
+        verdict = self.compare(v, cache, False)
+        if verdict.status == "pass" and self.low:
+            verdict = self.compare(v, cache, True)
+        return verdict
+
+    def compare(self, v: list, cache: dict, f64: bool) -> Verdict:
+        """<g, v> against D(h): the floor first, the spreads only when it does not decide."""
+        got = sum(float(np.vdot(g, vk)) for g, vk in zip(self.g64 if f64 else self.got, v))
+        res = 0.0 if f64 else self.res
         verdict = None
         for full in (False, True):
-            eps_loss = (self.spreads()[0] * (U64 / self.u) if full else 0.0) + U64 * self.p.scale
+            eps_loss = (self.spreads()[0] if full else 0.0) + U64 * self.p.scale
 
             def roundoff(step, eps_loss=eps_loss):
                 """Bound on the roundoff of one central difference with this step."""
@@ -216,13 +310,13 @@ class Checker:
                 return 2 * (eps_loss + eps_in) / step
             fd = self.derivative(v, roundoff, cache)
             if not fd.clear:
-                verdict = Verdict("kink", got, fd=fd)
+                verdict = Verdict("kink", got, fd=fd, f64=f64)
                 continue
-            eps_g = sum(float(np.vdot(np.abs(vk), self.grad_tol(k, full) / SAFETY)) for k, vk in enumerate(v))
-            tol = SAFETY * (fd.trunc + roundoff(fd.h) + eps_g)
+            eps_g = sum(float(np.vdot(np.abs(vk), self.grad_tol(k, full, f64) / SAFETY)) for k, vk in enumerate(v))
+            tol = SAFETY * (fd.trunc + roundoff(fd.h) + eps_g + res)
             if abs(got - fd.d) <= tol:
-                return Verdict("pass", got, fd.d, tol, fd)
-            verdict = Verdict("mismatch", got, fd.d, tol, fd)
+                return Verdict("pass", got, fd.d, tol, fd, f64)
+            verdict = Verdict("mismatch", got, fd.d, tol, fd, f64)
         return verdict
 
     def derivative(self, v: list, noise, cache: dict) -> FD:
@@ -279,16 +373,21 @@ class Checker:
         return e
 
     def locate(self, v: list, status: str) -> int | None:
-        """A coordinate whose part of v alone still gives `status`, by bisection (None when
-        only the two halves together do)."""
+        """A coordinate of v to blame, by bisection: each step keeps the half of v that alone
+        still gives `status` -- or, for a mismatch that neither half shows alone (a bound
+        that does not shrink with the direction, as float32's resolution), the half with the
+        larger error/tolerance. None for a kink that neither half shows alone."""
         lo, hi = 0, self.n
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            for a, b in ((lo, mid), (mid, hi)):
-                part = self.restrict(v, a, b)
-                if any(np.any(pk) for pk in part) and self.direction(part).status == status:
-                    lo, hi = a, b
-                    break
+            halves = [(a, b, self.direction(self.restrict(v, a, b))) for a, b in ((lo, mid), (mid, hi))
+                      if any(np.any(pk) for pk in self.restrict(v, a, b))]
+            bad = [(a, b) for a, b, r in halves if r.status == status]
+            if bad:
+                lo, hi = bad[0]
+            elif status == "mismatch" and halves:
+                lo, hi, _ = max(halves, key=lambda h: abs(h[2].got - h[2].want) / h[2].tol
+                                if h[2].status == "pass" else -1.0)
             else:
                 return None
         return lo
@@ -306,11 +405,12 @@ def check_point(p: Point) -> bool:
     res = c.direction(v)
     if res.status != "pass":
         i = c.locate(v, res.status)
-        if i is not None:
-            at = c.direction(c.basis(i))
-            if at.status == res.status:
-                _fail(c, at, i)
-        _fail(c, res, None)
+        if i is None:
+            _fail(c, res, None)
+        at = c.direction(c.basis(i))
+        if at.status == res.status:
+            _fail(c, at, i)
+        _fail(c, res, i, at)
     if c.n <= p.coordinates:
         for i in range(c.n):
             res = c.direction(c.basis(i))
@@ -319,10 +419,17 @@ def check_point(p: Point) -> bool:
     return True
 
 
-def _fail(c: Checker, res: Verdict, i: int | None):
+def _fail(c: Checker, res: Verdict, i: int | None, alone: Verdict | None = None):
+    """Raise for verdict `res`: at coordinate i, or (`alone`: coordinate i's own verdict,
+    within its tolerance) along the random direction, naming i as its largest share."""
     p, fd = c.p, res.fd
     if i is None:
         name, index = ", ".join(p.names), None
+        where = f"the gradient of {name} along a random direction v"
+        got_what, want_what = "<grad, v>", "D(h)"
+    elif alone is not None:
+        k, index = c.where(i)
+        name = p.names[k]
         where = f"the gradient of {name} along a random direction v"
         got_what, want_what = "<grad, v>", "D(h)"
     else:
@@ -334,21 +441,31 @@ def _fail(c: Checker, res: Verdict, i: int | None):
         if fd.why == "kink":
             detail = (f"the left and right differences disagree: left {fd.left:.17g}, right {fd.right:.17g} "
                       f"(h = {fd.h:.3g})")
-            what = "sits at or near a kink"
+            what = "at or near a kink"
         elif fd.why == "not finite":
-            detail, what = "the function is not finite within the finite-difference stencil", "sits at a domain edge"
+            detail, what = "the function is not finite within the finite-difference stencil", "at a domain edge"
         else:
             d1, d2, d4 = fd.central
             detail = (f"central differences with steps h, 2h, 4h give {d1:.17g}, {d2:.17g}, {d4:.17g} "
                       f"(h = {fd.h:.3g}): they do not converge like h**2")
-            what = "sits at or near a point where the function is not smooth (a kink?)"
-        subject = (f"{name} at index {index}" if i is not None else f"the inputs ({name}), along a random direction,")
+            what = "at or near a point where the function is not smooth (a kink?)"
+        subject = (f"{name} at index {index} sits" if i is not None
+                   else f"along a random direction, the inputs {name} sit")
         raise KinkError(f"{p.who}: {subject} {what} of {p.what}: {detail}. Finite differences cannot judge the "
                         "gradient there: move the input away from the kink, or compare with PyTorch only "
                         "(gradcheck(..., torch_fn=..., fd=False))", name if i is not None else None, index)
+    if res.f64:
+        where += (" is wrong when the same code runs in float64 (the low-precision gradient is within the "
+                  "low precision's resolution, the float64 one is not):\n")
+        got_what = got_what + " (float64)"
+    else:
+        where += " is wrong:\n"
     raise GradientMismatch(
-        f"{p.who}: {where} is wrong:\n"
+        f"{p.who}: {where}"
         f"  {got_what + ':':<20}{res.got:.17g}\n"
         f"  {want_what + ':':<20}{res.want:.17g}   (central difference in float64, h = {fd.h:.3g})\n"
         f"  |error| {abs(res.got - res.want):.3g} > tolerance {res.tol:.3g}\n"
-        f"  (the gradient of {p.what})", name if i is not None else None, index, res.got, res.want, res.tol)
+        + (f"  the entry with the largest share, index {index}: pygrad {alone.got:.17g}, finite differences "
+           f"{alone.want:.17g} (|error| {abs(alone.got - alone.want):.3g}, within its own tolerance "
+           f"{alone.tol:.3g})\n" if alone is not None else "")
+        + f"  (the gradient of {p.what})", name if i is not None else None, index, res.got, res.want, res.tol)

@@ -14,7 +14,7 @@ import numpy as np
 
 from reference.compare import SAFETY, tiny
 from reference.fdcheck import (COORDINATES, GradcheckError, GradientMismatch, KinkError, Point, ValueMismatch,
-                               check_point, perturbed, spread, unit, worst)
+                               check_point, noise, resolution, unit, worst)
 
 __all__ = ["gradcheck", "check_module", "GradcheckError", "GradientMismatch", "ValueMismatch", "KinkError",
            "ModuleCheckError"]
@@ -33,12 +33,13 @@ def _describe(name: str, t) -> str:
     return f"{name} ({t.dtype}, shape {t.shape})"
 
 
-def _tols(want: np.ndarray, dtype, spread_of):
+def _tols(want: np.ndarray, dtype, spread_of, res: float = 0.0):
     """The suite's tolerances of `want` (an exact float64 reference) for a result of
-    `dtype`, cheapest first: the floor SAFETY (u |want| + tiny), then with the spread."""
+    `dtype`, cheapest first: the floor SAFETY (u |want| + tiny), then with the spread (the
+    measured noise). `res`: the resolution of a lower-precision computation (`fdcheck`)."""
     u, t = unit(dtype), tiny(np.dtype(dtype).name)
-    yield SAFETY * (u * np.abs(want) + t)
-    yield SAFETY * (spread_of() + u * np.abs(want) + t)
+    yield SAFETY * (u * np.abs(want) + t + res)
+    yield SAFETY * (spread_of() + u * np.abs(want) + t + res)
 
 
 def _not_finite(a: np.ndarray) -> tuple | None:
@@ -102,14 +103,27 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
         raise ValueError("gradcheck: fn is not deterministic: two calls on the same inputs give different values "
                          "(random layers such as Dropout must be off)")
     rng = np.random.default_rng([seed, 0])
-    w = (np.ones(y.shape) if y.size == 1 else rng.standard_normal(y.shape)).astype(y.dtype)
-    (y * w).sum().backward()
-    grads = [np.array(args[k].grad) for k in checked]
-    w64 = w.astype(np.float64)
-    what = "fn(*inputs)" if y.size == 1 else (f"sum(w * fn(*inputs)), w a fixed random array of the output's shape "
-                                              f"{y.shape} (seed={seed})")
+    w64 = (np.ones(y.shape) if y.size == 1 else rng.standard_normal(y.shape)).astype(y.dtype).astype(np.float64)
+
+    def run(values=None, cot=None):
+        """The computation under test (in the inputs' dtypes): (value, gradients)."""
+        a, out = call(values=None if values is None else dict(zip(checked, values)))
+        wc = w64 if cot is None else w64 * cot[0]
+        (out * wc.astype(out.dtype)).sum().backward()
+        return out.value, [np.array(a[k].grad) for k in checked]
+    _, grads = run()
+
+    def spreads():
+        """The rounding noise of fn's value and gradients (`fdcheck.noise`)."""
+        def f(arrays):
+            value, gs = run(arrays[:-1], arrays[-1:])
+            return [value] + gs
+        return noise(f, [inputs[k].value for k in checked] + [np.ones(y.shape)],
+                     [inputs[k].dtype for k in checked] + [y.dtype], [y.value] + grads, [seed, 3])
+    what = "fn(*inputs)" if y.size == 1 else (f"L = sum(w * fn(*inputs)), w a fixed random array of the output's "
+                                              f"shape {y.shape} (seed={seed})")
     if torch_fn is not None:
-        _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, seed)
+        _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, spreads)
     if not fd:
         return True
 
@@ -130,16 +144,23 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
     x = [np.array(inputs[k].value, dtype=np.float64) for k in checked]
     _, y64 = call(np.float64)
     return check_point(Point(names=[names[k] for k in checked], x=x, dtypes=[inputs[k].dtype for k in checked],
-                             grads=grads, evaluate=evaluate, scale=float(np.sum(np.abs(y64.value * w64))),
+                             grads=grads, evaluate=evaluate, gradient=lambda values, cot: run(values, cot)[1],
+                             outputs=[(y.shape, y.dtype)], scale=float(np.sum(np.abs(y64.value * w64))),
+                             low=float(np.sum(np.abs(w64) * np.abs(y.value.astype(np.float64) - y64.value))),
                              what=what, seed=seed, coordinates=coordinates))
 
 
-def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, seed) -> None:
-    """fn's value and gradients against torch_fn's, in float64, under the suite's rule."""
+def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, measure) -> None:
+    """fn's value and gradients against torch_fn's, in float64, under the suite's rule. The
+    spread is the measured rounding noise (`fdcheck.noise`) of pygrad's computation plus that
+    of torch_fn's (a float64 twin rounds too: a max-shifted exp amplifies it); a gradient is
+    also allowed the resolution of its precision (`fdcheck.resolution`: the bound the finite
+    difference comparison carries through its roundoff term), since rounding hidden behind
+    a saturated intermediate shows in neither noise."""
     import torch
     from pygrad import Tensor
 
-    def run(arrays):
+    def run(arrays, cot=None):
         targs = []
         for k, a in enumerate(inputs):
             if isinstance(a, Tensor):
@@ -155,22 +176,35 @@ def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, seed) -> None:
         leaves = [targs[k] for k in checked]
         gs = [None] * len(leaves)
         if yt.requires_grad:
-            gs = torch.autograd.grad((yt.double() * torch.from_numpy(w64)).sum(), leaves, allow_unused=True)
+            wc = w64 if cot is None else w64 * cot[0]
+            gs = torch.autograd.grad((yt.double() * torch.from_numpy(wc)).sum(), leaves, allow_unused=True)
         return (yt.detach().double().numpy().copy(),
                 [np.zeros(inputs[k].shape) if g is None else g.numpy().copy() for k, g in zip(checked, gs)])
 
     x = [np.array(inputs[k].value, dtype=np.float64) for k in checked]
     want_y, want_g = run(x)
     box = {}
+    dtypes = [inputs[k].dtype for k in checked] + [y.dtype]
+    xmax = max(float(np.max(np.abs(a), initial=0.0)) for a in x)
+    res_g = resolution(dtypes, float(np.sum(np.abs(want_y * w64))),
+                       float(np.sum(np.abs(w64) * np.abs(y.value.astype(np.float64) - want_y))),
+                       [unit(inputs[k].dtype) * float(np.vdot(np.abs(g), np.abs(a)))
+                        for k, g, a in zip(checked, want_g, x)], xmax, low_only=False)
+    # a lower-precision value is held to u' of its largest entry (a sum over the array, a
+    # saturated entry, rounds by as much); float64 to the suite's rule alone
+    res_y = unit(y.dtype) * float(np.max(np.abs(want_y), initial=0.0)) if unit(y.dtype) > unit(np.float64) else 0.0
 
     def spreads():
         if not box:
-            runs, scale = perturbed(x, [inputs[k].dtype for k in checked], [seed, 3])
-            results = [run(r) for r in runs]
-            box["y"] = spread(want_y, [r[0] for r in results], scale)
-            box["g"] = [spread(want_g[j], [r[1][j] for r in results], scale) for j in range(len(checked))]
+            def twin(arrays):
+                value, gs = run(arrays[:-1], arrays[-1:])
+                return [value] + gs
+            mine = measure()
+            theirs = noise(twin, x + [np.ones(y.shape)], [np.float64] * (len(x) + 1), [want_y] + want_g, [0, 4])
+            total = [a + b for a, b in zip(mine, theirs)]
+            box["y"], box["g"] = total[0], total[1:]
         return box
-    i, tol = worst(y.value, want_y, _tols(want_y, y.dtype, lambda: spreads()["y"]))
+    i, tol = worst(y.value, want_y, _tols(want_y, y.dtype, lambda: spreads()["y"], res_y))
     if i is not None:
         idx, got, want = _index(y.shape, i), float(y.value.reshape(-1)[i]), float(want_y.reshape(-1)[i])
         raise ValueMismatch(f"gradcheck: the value of fn differs from torch_fn's at index {idx}:\n"
@@ -178,7 +212,7 @@ def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, seed) -> None:
                             f"  |error| {abs(got - want):.3g} > tolerance {tol:.3g}", None, idx, got, want, tol)
     for j, k in enumerate(checked):
         g = grads[j]
-        i, tol = worst(g, want_g[j], _tols(want_g[j], g.dtype, lambda j=j: spreads()["g"][j]))
+        i, tol = worst(g, want_g[j], _tols(want_g[j], g.dtype, lambda j=j: spreads()["g"][j], res_g))
         if i is not None:
             idx, got, want = _index(g.shape, i), float(g.reshape(-1)[i]), float(want_g[j].reshape(-1)[i])
             raise GradientMismatch(f"gradcheck: the gradient of {names[k]} differs from torch_fn's at index {idx}:\n"
@@ -189,6 +223,7 @@ def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, seed) -> None:
 
 # ---------------------------------------------------------------------------- check_module
 SAMPLES = 8      # samples of the batch checked alone
+EXTRA = 0.75     # the new sample of the larger batch: the batch's first, scaled
 STEP_LR = 1e-2   # learning rate of the SGD step that checks the copy semantics
 
 
@@ -262,7 +297,7 @@ class _ModuleCheck:
         named = m.named_weights()
         self.names = [n for n, _ in named]
         self.weights = [w for _, w in named]
-        self._twin = self._spread = None
+        self._twins, self._spread = {}, None
 
     # ------------------------------------------------------------------ helpers
     def fail(self, message: str, name=None, index=None):
@@ -283,10 +318,13 @@ class _ModuleCheck:
     def call(self, model, inputs) -> list:
         return _outputs(model(**inputs), "check_module")
 
-    def loss_of(self, outs: list):
-        """(the loss Tensor, its float64 value, the sum of the magnitudes of its terms)."""
+    def loss_of(self, outs: list, cot=None):
+        """(the loss Tensor, its float64 value, the sum of the magnitudes of its terms).
+        `cot`: factors (1 + r u) for the cotangent reaching each output (see `Point`)."""
         if self.loss is None:
             ws = self.projection(outs)
+            if cot is not None:
+                ws = [w * c for w, c in zip(ws, cot)]
             total = None
             for o, w in zip(outs, ws):
                 term = (o * w.astype(o.dtype)).sum()
@@ -298,6 +336,9 @@ class _ModuleCheck:
         if not isinstance(L, Tensor) or L.size != 1:
             raise TypeError(f"check_module: loss must return a single-element Tensor, got "
                             f"{type(L).__name__}{' of shape ' + str(L.shape) if isinstance(L, Tensor) else ''}")
+        if cot is not None:     # shift each output's cotangent g by (c - 1) |g| (g: at the unperturbed weights)
+            for o, c, g in zip(outs, cot, self._gout):
+                L = L + (o * ((c - 1) * g)).sum()
         val = float(L.value.reshape(-1)[0])
         return L, val, abs(val)
 
@@ -356,18 +397,30 @@ class _ModuleCheck:
             alone = self.call(self.m, self.inputs(slice(i, i + 1)))
             self.same_rows(alone, [(0, i)], lambda r, s, i=i: f"sample {i} called alone (a batch of 1) gives a "
                            f"different output than row {s} of the batch of {b}")
-        cat = {k: np.concatenate([self.raw[k].value, self.raw[k].value[:1]]) for k in self.batch}
-        big = self.call(self.m, self.inputs(values=cat))
-        self.same_rows(big, [(r, r) for r in range(b)] + [(b, 0)],
-                       lambda r, s: f"a call with a batch of {b + 1} (the batch, then its sample 0 again; no "
-                       f"model_reset) gives a row {r} different from row {s} of the batch of {b}")
+        # a larger batch: the batch and a new sample (its first, scaled by 3/4), no model_reset
+        extra = {k: self.raw[k].value[:1] * EXTRA for k in self.batch}
+        big = self.call(self.m, self.inputs(values={k: np.concatenate([self.raw[k].value, extra[k]])
+                                                    for k in self.batch}))
+        self.same_rows(big, [(r, r) for r in range(b)],
+                       lambda r, s: f"a call with a batch of {b + 1} (the batch and a new sample; no model_reset) "
+                       f"gives a row {r} different from row {s} of the batch of {b}")
+        alone = self.call(self.m, self.inputs(values=extra))
+        self.same_rows(big, [(b, 0)], lambda r, s: f"a call with a batch of {b + 1} (the batch and a new sample: "
+                       f"its sample 0 times {EXTRA}) gives a row {b} different from the new sample called alone",
+                       alone)
 
-    def same_rows(self, got: list, rows: list, what) -> None:
-        """Rows `rows` ((row of got, row of the batched output)) of every output agree."""
-        if len(got) != len(self.out) or any(g.shape != (len(rows),) + o.shape[1:] for g, o in zip(got, self.out)):
-            raise self.fail(f"a call with a batch of {len(rows)} returns outputs of shapes {[g.shape for g in got]}, "
-                            f"one of {self.b} returns {[o.shape for o in self.out]}: outputs must stack the samples")
-        for j, (g, o) in enumerate(zip(got, self.out)):
+    def same_rows(self, got: list, rows: list, what, ref: list | None = None) -> None:
+        """Rows `rows` ((row of got, row of ref)) of every output agree; `ref`: the outputs
+        of another call of the model, by default the batch's. The tolerance takes the spread of
+        the batch's rows `ref`'s rows stand for (the new sample: the one it was scaled from)."""
+        ref = self.out if ref is None else ref
+        for call in (got, ref):
+            n = call[0].shape[0] if call and call[0].ndim else 0
+            if len(call) != len(self.out) or any(c.shape != (n,) + o.shape[1:] for c, o in zip(call, self.out)):
+                raise self.fail(f"a call with a batch of {n} returns outputs of shapes {[c.shape for c in call]}, "
+                                f"one of {self.b} returns {[o.shape for o in self.out]}: outputs must stack the "
+                                "samples' outputs along the first axis")
+        for j, (g, o) in enumerate(zip(got, ref)):
             mine = np.array([r for r, _ in rows])
             theirs = np.array([r for _, r in rows])
             gv, want = g.value[mine], o.value[theirs].astype(np.float64)
@@ -381,67 +434,74 @@ class _ModuleCheck:
                                 "not depend on the other samples of the batch (a reduction over the batch axis, e.g. "
                                 "mean(axis=0), mixes them)", None, (r[1],) + idx[1:])
 
-    # ------------------------------------------------------------------ the float64 twin
-    def twin(self):
-        """A float64 twin of the model, its batched copy's weights (as `self.weights`) and
-        float64 inputs: the deep copy maps every weight to a float64 Tensor of its value."""
-        if self._twin is None:
+    # ------------------------------------------------------------------ twins: the model at other weights
+    def twin(self, dtype=None):
+        """(a twin of the model, its batched copy's weights (in the order of `self.weights`),
+        the inputs) in `dtype` (None: the model's own dtypes). The deep copy maps every weight
+        to a fresh Tensor of its value in that dtype; setting the copy's weights' values
+        evaluates the model at other weights without touching the model."""
+        key = None if dtype is None else np.dtype(dtype).name
+        if key not in self._twins:
             from pygrad import Tensor
             memo = {}
             for w in self.weights:
-                t = Tensor(w.value, dtype=np.float64, label=w.label, learnable=w.learnable, leaf=w.leaf)
+                t = Tensor(w.value, dtype=dtype or w.dtype, label=w.label, learnable=w.learnable, leaf=w.leaf)
                 t.uid = w.uid
                 memo[id(w)] = t
             twin = copymod.deepcopy(self.m, memo)
             twin.model_reset()
-            x64 = self.inputs(dtype=np.float64)
-            self.call(twin, x64)
+            x = self.inputs(dtype=dtype)
+            self.call(twin, x)
             by_uid = {t.uid: t for t in twin.copy.weights}
-            self._twin = (twin, [by_uid[w.uid] for w in self.weights], x64)
-        return self._twin
+            self._twins[key] = (twin, [by_uid[w.uid] for w in self.weights], x)
+        return self._twins[key]
 
-    def twin_outputs(self, weights: list, inputs: dict | None = None) -> list:
-        twin, tw, x64 = self.twin()
+    def twin_outputs(self, weights: list, dtype=np.float64) -> list:
+        twin, tw, x = self.twin(dtype)
         for t, a in zip(tw, weights):
             t.value = a
-        outs = self.call(twin, x64 if inputs is None else inputs)
-        for o in outs:
-            if o.dtype != np.float64:
-                raise TypeError(f"check_module: the model returns {o.dtype} for float64 weights and inputs; finite "
-                                "differences need float64 arithmetic: let forward follow its inputs' dtype")
+        outs = self.call(twin, x)
+        if dtype is not None and any(o.dtype != np.float64 for o in outs):
+            raise TypeError(f"check_module: the model returns {[str(o.dtype) for o in outs]} for float64 weights and "
+                            "inputs; finite differences need float64 arithmetic: let forward follow its inputs' dtype")
         return outs
 
     def out_spread(self) -> list:
-        """How far every output moves when the weights and inputs are perturbed by
-        rounding-size factors (the float64 twin, `RUNS` runs): the batched output's spread."""
+        """The rounding noise of every output of the batch (`fdcheck.noise`), the inputs moved."""
         if self._spread is None:
-            ws = [np.array(w.value, dtype=np.float64) for w in self.weights]
-            xs = [np.array(self.raw[k].value, dtype=np.float64) for k in self.batch]
-            exact = [o.value.copy() for o in self.twin_outputs(ws)]
-            runs, scale = perturbed(ws + xs, [w.dtype for w in self.weights] + [self.raw[k].dtype for k in self.batch],
-                                    [self.seed, 4])
-            results = []
-            for r in runs:
-                inputs = self.inputs(dtype=np.float64, values=dict(zip(self.batch, r[len(ws):])))
-                results.append([o.value.copy() for o in self.twin_outputs(r[:len(ws)], inputs)])
-            self._spread = [spread(e, [res[j] for res in results], scale) for j, e in enumerate(exact)]
+            def f(arrays):
+                return [o.value for o in self.call(self.m, self.inputs(values=dict(zip(self.batch, arrays))))]
+            self._spread = noise(f, [self.raw[k].value for k in self.batch], [self.raw[k].dtype for k in self.batch],
+                                 [o.value for o in self.call(self.m, self.inputs())], [self.seed, 4])
         return self._spread
 
     # ------------------------------------------------------------------ 3. gradients vs finite differences
     def gradients(self, coordinates: int) -> None:
         def evaluate(arrays, with_grads):
-            outs = self.twin_outputs(arrays)
-            L, val, _ = self.loss_of(outs)
+            L, val, _ = self.loss_of(self.twin_outputs(arrays))
             if not with_grads:
                 return val, None
             L.backward()
-            return val, [np.array(t.grad, dtype=np.float64) for t in self.twin()[1]]
+            return val, [np.array(t.grad, dtype=np.float64) for t in self.twin(np.float64)[1]]
+
+        def gradient(arrays, cot):
+            L, _, _ = self.loss_of(self.twin_outputs(arrays, None), cot)
+            L.backward()
+            return [np.array(t.grad) for t in self.twin(None)[1]]
         x = [np.array(w.value, dtype=np.float64) for w in self.weights]
-        _, _, scale = self.loss_of(self.twin_outputs(x))
-        what = "the loss" if self.loss is not None else "sum(w * output), w a fixed random array (seed=" \
-            f"{self.seed})"
+        outs = self.twin_outputs(x)
+        L, val, scale = self.loss_of(outs)
+        L.backward()
+        if self.loss is None:    # how far the model's own outputs lie from the float64 twin's, in L's units
+            low = float(sum(np.sum(np.abs(w) * np.abs(o.value.astype(np.float64) - t.value))
+                            for o, t, w in zip(self.out, outs, self.projection(outs))))
+        else:
+            low = abs(float(self.L.value.reshape(-1)[0]) - val)
+        self._gout = [np.abs(np.array(o.grad, dtype=np.float64)) for o in outs]
+        what = "the loss" if self.loss is not None else f"L = sum(w * output), w a fixed random array (seed={self.seed})"
         check_point(Point(names=[_describe(f"weight {n}", w) for n, w in zip(self.names, self.weights)], x=x,
-                          dtypes=[w.dtype for w in self.weights], grads=self.grads, evaluate=evaluate, scale=scale,
+                          dtypes=[w.dtype for w in self.weights], grads=self.grads, evaluate=evaluate,
+                          gradient=gradient, outputs=[(o.shape, o.dtype) for o in self.out], scale=scale, low=low,
                           what=what + f" for the batch of {self.b}", seed=self.seed, coordinates=coordinates,
                           who="check_module"))
 
