@@ -134,8 +134,9 @@ def noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
     docstring), elementwise: the largest |f(x + sd) - 2 f(x) + f(x - sd)| / 2 over `RUNS`
     random directions d, each entry moved relatively by s = `step` of its dtype (and rounded
     to it) -- measured at s and at s/4: the larger where they agree within a factor 2, else
-    the smaller (a kink within reach of the larger move adds a jump, not noise). `center` is f(arrays). 0 where the center is not finite
-    (that fails on its own); inf where a moved point is not finite."""
+    the smaller (a kink within reach of the larger move adds a jump, not noise). `center` is
+    f(arrays). 0 where the center is not finite (that fails on its own); inf where a moved
+    point is not finite."""
     rng = np.random.default_rng(seed)
     center = [np.asarray(c, dtype=np.float64) for c in center]
     finite = [np.isfinite(c) for c in center]
@@ -261,11 +262,13 @@ class Checker:
             s_loss = float(noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
                                  [p.seed, 2])[0])
             s_grads = noise(lambda xs: p.gradient(xs[:k], xs[k:]),
-                            [np.asarray(x, dtype=d) for x, d in zip(p.x, p.dtypes)] + [np.ones(s) for s, _ in p.outputs],
+                            [np.asarray(x, dtype=d) for x, d in zip(p.x, p.dtypes)]
+                            + [np.ones(s) for s, _ in p.outputs],
                             list(p.dtypes) + [d for _, d in p.outputs], self.got, [p.seed, 3])
             if not (math.isfinite(s_loss) and all(np.all(np.isfinite(s)) for s in s_grads)):
                 raise KinkError(f"{p.who}: {p.what} or its gradient is not finite when the inputs move by "
-                                "rounding-size steps (an input at a domain edge?): finite differences cannot judge here")
+                                "rounding-size steps (an input at a domain edge?): finite differences cannot "
+                                "judge here")
             self._spreads = (s_loss, s_grads)
         return self._spreads
 
@@ -277,7 +280,8 @@ class Checker:
                                   [p.seed, 4])
             if not all(np.all(np.isfinite(s)) for s in self._noise64):
                 raise KinkError(f"{p.who}: the gradient of {p.what} is not finite when the inputs move by "
-                                "rounding-size steps (an input at a domain edge?): finite differences cannot judge here")
+                                "rounding-size steps (an input at a domain edge?): finite differences cannot "
+                                "judge here")
         return self._noise64
 
     def grad_tol(self, k: int, full: bool, f64: bool = False) -> np.ndarray:

@@ -42,6 +42,12 @@ def _tols(want: np.ndarray, dtype, spread_of, res: float = 0.0):
     yield SAFETY * (spread_of() + u * np.abs(want) + t + res)
 
 
+def _check_ints(who: str, **values) -> None:
+    for name, v in values.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{who}: {name} must be a non-negative int, got {v!r}")
+
+
 def _not_finite(a: np.ndarray) -> tuple | None:
     bad = np.flatnonzero(~np.isfinite(a))
     return _index(a.shape, int(bad[0])) if bad.size else None
@@ -72,8 +78,7 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
         raise TypeError(f"gradcheck: torch_fn must be callable, got {type(torch_fn).__name__}")
     if not fd and torch_fn is None:
         raise ValueError("gradcheck: fd=False leaves nothing to compare with; give torch_fn")
-    if not isinstance(coordinates, int) or coordinates < 0:
-        raise ValueError(f"gradcheck: coordinates must be a non-negative int, got {coordinates!r}")
+    _check_ints("gradcheck", seed=seed, coordinates=coordinates)
     checked = [k for k, a in enumerate(inputs) if isinstance(a, Tensor) and a.learnable]
     if not checked:
         raise TypeError("gradcheck: no input to check: pass the Tensors after fn, as in gradcheck(fn, x, y) "
@@ -131,7 +136,8 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
         a, y64 = call(np.float64, dict(zip(checked, arrays)))
         if y64.dtype != np.float64:
             raise TypeError(f"gradcheck: fn returns {y64.dtype} for float64 copies of its inputs; finite differences "
-                            "need float64 arithmetic: let fn follow its inputs' dtype (e.g. constants with dtype=x.dtype)")
+                            "need float64 arithmetic: let fn follow its inputs' dtype (e.g. constants with "
+                            "dtype=x.dtype)")
         if y64.shape != y.shape:
             raise ValueError(f"gradcheck: fn returns shape {y64.shape} for float64 copies of its inputs, {y.shape} "
                              "for the inputs themselves")
@@ -250,8 +256,12 @@ def check_module(model, /, *, loss=None, seed: int = 0, coordinates: int = COORD
     from pygrad import SGD, Module, Tensor
     if not isinstance(model, Module):
         raise TypeError(f"check_module: model must be a pygrad Module, got {type(model).__name__}")
+    if "weights" not in model.__dict__:
+        raise TypeError(f"check_module: {type(model).__name__}.__init__ must end with "
+                        "super().__init__(**example_inputs)")
     if loss is not None and not callable(loss):
         raise TypeError(f"check_module: loss must be a function of the model's output, got {type(loss).__name__}")
+    _check_ints("check_module", seed=seed, coordinates=coordinates)
     batch = [k for k, v in example_inputs.items() if isinstance(v, Tensor)]
     if not batch:
         raise TypeError("check_module: give the model's example inputs as keywords, e.g. check_module(model, x=x) "
@@ -288,8 +298,9 @@ def _outputs(out, who: str) -> list:
 
 
 class _ModuleCheck:
-    """The state of one `check_module` run: the model under test (a deep copy), its
-    weights, the batch's outputs, and a float64 twin for finite differences and spreads."""
+    """The state of one `check_module` run: the model under test, its weights, the batch's
+    outputs, and twins of the model (float64, and in its own dtypes) evaluated at other
+    weights for finite differences and noise."""
 
     def __init__(self, m, inputs: dict, batch: list, b: int, loss, seed: int):
         self.m, self.raw, self.batch, self.b, self.loss, self.seed = m, inputs, batch, b, loss, seed
@@ -297,7 +308,7 @@ class _ModuleCheck:
         named = m.named_weights()
         self.names = [n for n, _ in named]
         self.weights = [w for _, w in named]
-        self._twins, self._spread = {}, None
+        self._twins, self._spread, self._ws = {}, None, None
 
     # ------------------------------------------------------------------ helpers
     def fail(self, message: str, name=None, index=None):
@@ -343,7 +354,7 @@ class _ModuleCheck:
         return L, val, abs(val)
 
     def projection(self, outs) -> list:
-        if not hasattr(self, "_ws"):
+        if self._ws is None:
             rng = np.random.default_rng([self.seed, 0])
             self._ws = [rng.standard_normal(o.shape).astype(o.dtype).astype(np.float64) for o in outs]
         return self._ws
@@ -392,7 +403,7 @@ class _ModuleCheck:
 
     # ------------------------------------------------------------------ 2. batched = per-sample, batch sizes change
     def batching(self) -> None:
-        b, out = self.b, self.out
+        b = self.b
         for i in range(min(b, SAMPLES)):
             alone = self.call(self.m, self.inputs(slice(i, i + 1)))
             self.same_rows(alone, [(0, i)], lambda r, s, i=i: f"sample {i} called alone (a batch of 1) gives a "
@@ -430,9 +441,9 @@ class _ModuleCheck:
                 r = int(mine[idx[0]]), int(theirs[idx[0]])
                 a, w_ = float(gv.reshape(-1)[i]), float(want.reshape(-1)[i])
                 raise self.fail(f"{what(*r)} (output {j}, index {(r[1],) + idx[1:]}): {a:.17g} instead of "
-                                f"{w_:.17g} (|error| {abs(a - w_):.3g} > tolerance {tol:.3g}). Each sample's output must "
-                                "not depend on the other samples of the batch (a reduction over the batch axis, e.g. "
-                                "mean(axis=0), mixes them)", None, (r[1],) + idx[1:])
+                                f"{w_:.17g} (|error| {abs(a - w_):.3g} > tolerance {tol:.3g}). Each sample's output "
+                                "must not depend on the other samples of the batch (a reduction over the batch axis, "
+                                "e.g. mean(axis=0), mixes them)", None, (r[1],) + idx[1:])
 
     # ------------------------------------------------------------------ twins: the model at other weights
     def twin(self, dtype=None):
@@ -498,7 +509,8 @@ class _ModuleCheck:
         else:
             low = abs(float(self.L.value.reshape(-1)[0]) - val)
         self._gout = [np.abs(np.array(o.grad, dtype=np.float64)) for o in outs]
-        what = "the loss" if self.loss is not None else f"L = sum(w * output), w a fixed random array (seed={self.seed})"
+        what = ("the loss" if self.loss is not None
+                else f"L = sum(w * output), w a fixed random array (seed={self.seed})")
         check_point(Point(names=[_describe(f"weight {n}", w) for n, w in zip(self.names, self.weights)], x=x,
                           dtypes=[w.dtype for w in self.weights], grads=self.grads, evaluate=evaluate,
                           gradient=gradient, outputs=[(o.shape, o.dtype) for o in self.out], scale=scale, low=low,

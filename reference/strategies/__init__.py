@@ -113,6 +113,7 @@ def batches(draw, sample_shape, min_batch: int = 1, max_batch: int = 4, dtype="f
     """A leaf Tensor of shape (batch, *sample_shape), batch from `min_batch` to `max_batch`
     (1 included by default): a Module's input."""
     if not 1 <= min_batch <= max_batch:
-        raise ValueError(f"reference.strategies.batches: need 1 <= min_batch <= max_batch, got {min_batch}, {max_batch}")
+        raise ValueError(f"reference.strategies.batches: need 1 <= min_batch <= max_batch, "
+                         f"got {min_batch}, {max_batch}")
     b = draw(st.integers(min_batch, max_batch))
     return _tensor(draw(arrays((b,) + tuple(sample_shape), dtype, domain, away_from, margin, lo, hi)), True)
