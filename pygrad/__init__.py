@@ -1,7 +1,8 @@
 """pygrad: a small, fast NumPy autodiff library.
 
 `Tensor` records the operations applied to it; `backward()` fills every `.grad`. Layers,
-losses, optimizers and `Module` are built on top of the Tensor operations."""
+losses, optimizers and `Module` are built on top of the Tensor operations; `function` makes
+a new operation from a NumPy forward and its backward rule."""
 from pygrad.constants import PRECISION
 from pygrad.tensor import Tensor, array
 from pygrad.basics import AddNorm, Conv2D, Dropout, Flatten, Linear, Softmax
@@ -9,6 +10,7 @@ from pygrad.activations import ReLU, Sigmoid, Tanh
 from pygrad.losses import BCELoss, CCELoss
 from pygrad.optims import SGD, SGD_Momentum, RMSProp, Adam
 from pygrad.module import Module
+from pygrad.function import Function, function
 
 __version__ = "0.1.0"
 
@@ -19,5 +21,6 @@ __all__ = [
     "BCELoss", "CCELoss",
     "SGD", "SGD_Momentum", "RMSProp", "Adam",
     "Module",
+    "function", "Function",
     "__version__",
 ]

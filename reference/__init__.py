@@ -1,1 +1,39 @@
-"""The reference suite: checks pygrad's values and gradients against PyTorch and finite differences."""
+"""The reference suite: checks pygrad's values and gradients against PyTorch and finite differences.
+
+For users' own code (imported on first use: `import reference` loads neither torch nor pygrad):
+
+- `reference.gradcheck(fn, *inputs, torch_fn=None, fd=True, seed=0, coordinates=64)`: the
+  gradients of a function of pygrad Tensors against finite differences (and PyTorch);
+- `reference.check_module(model, **example_inputs, loss=None)`: a Module under the suite's
+  Module properties;
+- `reference.strategies`: hypothesis strategies for tensors, broadcastable operands, batches;
+- the errors they raise: `GradcheckError` and its kinds `GradientMismatch`, `ValueMismatch`,
+  `KinkError`, `ModuleCheckError`;
+- `reference.pytest_plugin` (a pytest entry point): the `gradcheck` and `check_module`
+  fixtures and the `dev`/`ci`/`thorough` hypothesis profiles.
+"""
+import importlib
+
+_PUBLIC = {
+    "gradcheck": "reference.usercheck",
+    "check_module": "reference.usercheck",
+    "ModuleCheckError": "reference.usercheck",
+    "GradcheckError": "reference.fdcheck",
+    "GradientMismatch": "reference.fdcheck",
+    "ValueMismatch": "reference.fdcheck",
+    "KinkError": "reference.fdcheck",
+}
+
+__all__ = sorted(_PUBLIC) + ["strategies"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name == "strategies":
+        return importlib.import_module("reference.strategies")
+    raise AttributeError(f"module 'reference' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,57 @@
+"""pytest plugin for checking your own code (entry point `reference.pytest_plugin`, active
+once pygrad is installed).
+
+    from hypothesis import given
+    from reference import strategies as rs
+
+    @given(rs.tensors((3,)))
+    def test_softplus(gradcheck, x):
+        assert gradcheck(softplus, x)
+
+- fixtures `gradcheck` and `check_module`: `reference.gradcheck` / `reference.check_module`.
+  Inside a hypothesis test, an example at a kink (`KinkError`: finite differences cannot
+  judge it) is rejected with `hypothesis.reject()`, as the suite does with examples its
+  oracles cannot judge, instead of failing; outside one it raises.
+- the hypothesis profiles `dev`, `ci`, `thorough` (`reference.profiles`) are registered; one
+  is loaded only when `HYPOTHESIS_PROFILE` names it, so the plugin changes nothing for a
+  project that does not ask for them. This module imports neither torch nor pygrad: the
+  fixtures do, on first use.
+"""
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_configure(config):
+    from reference import profiles
+    profiles.load(default=None)
+
+
+def _rejecting_kinks(check):
+    def run(*args, **kwargs):
+        import hypothesis
+        from reference.fdcheck import KinkError
+        try:
+            return check(*args, **kwargs)
+        except KinkError as e:
+            if not hypothesis.currently_in_test_context():
+                raise
+            hypothesis.note(f"rejected: {e}")
+            hypothesis.reject()
+    run.__doc__ = check.__doc__
+    run.__name__ = check.__name__
+    return run
+
+
+@pytest.fixture(scope="session")
+def gradcheck():
+    """`reference.gradcheck`; an example at a kink is rejected inside a hypothesis test."""
+    from reference.usercheck import gradcheck as check
+    return _rejecting_kinks(check)
+
+
+@pytest.fixture(scope="session")
+def check_module():
+    """`reference.check_module`; an example at a kink is rejected inside a hypothesis test."""
+    from reference.usercheck import check_module as check
+    return _rejecting_kinks(check)
