@@ -16,8 +16,8 @@ import importlib
 
 _PUBLIC = {
     "gradcheck": "reference.usercheck",
-    "check_module": "reference.usercheck",
-    "ModuleCheckError": "reference.usercheck",
+    "check_module": "reference.modulecheck",
+    "ModuleCheckError": "reference.modulecheck",
     "GradcheckError": "reference.fdcheck",
     "GradientMismatch": "reference.fdcheck",
     "ValueMismatch": "reference.fdcheck",

@@ -53,5 +53,5 @@ def gradcheck():
 @pytest.fixture(scope="session")
 def check_module():
     """`reference.check_module`; an example at a kink is rejected inside a hypothesis test."""
-    from reference.usercheck import check_module as check
+    from reference.modulecheck import check_module as check
     return _rejecting_kinks(check)
