@@ -171,10 +171,12 @@ class SGD(Optimizer):
         return value - self.lr * grad
 
     def _update_in_place(self, i, value, grad):
-        step = _scratch.take(grad.shape, grad.dtype)   # the same arithmetic as `_update`
-        np.multiply(grad, self.lr, out=step)
+        # the same arithmetic as `_update`; a big temporary comes from the scratch pool
+        big = grad.nbytes >= _scratch.REUSE_BYTES
+        step = np.multiply(grad, self.lr, out=_scratch.take(grad.shape, grad.dtype) if big else None)
         np.subtract(value, step, out=value)
-        _scratch.give(step)
+        if big:
+            _scratch.give(step)
         return True
 
 

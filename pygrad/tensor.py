@@ -57,6 +57,18 @@ def as_real_array(value, what: str = "Tensor: value") -> np.ndarray:
     return arr
 
 
+def _copy_array(a, memo):
+    """`copy.deepcopy(a, memo)` for an ndarray of numbers (or anything else, through
+    copy.deepcopy): a copy in the same memory order, shared by everything that shared `a`."""
+    if type(a) is not np.ndarray or a.dtype.hasobject:
+        return _copy.deepcopy(a, memo)
+    done = memo.get(id(a))
+    if done is None:
+        done = memo[id(a)] = a.copy(order="K")
+        memo.setdefault(id(memo), []).append(a)   # as copy.deepcopy: keep `a` alive meanwhile
+    return done
+
+
 class Tensor:
     """An n-dimensional array of floats with reverse-mode autodiff.
 
@@ -190,8 +202,8 @@ class Tensor:
         memo[id(self)] = out
         if (type(self) is Tensor and not self._prev and self._backward is None
                 and self._topo is None and self._weights is None):
-            out._value = _copy.deepcopy(self._value, memo)
-            out._grad = None if self._grad is None else _copy.deepcopy(self._grad, memo)
+            out._value = _copy_array(self._value, memo)
+            out._grad = None if self._grad is None else _copy_array(self._grad, memo)
             out._grad_own = self._grad_own
             out.label, out.learnable, out.leaf, out.uid = self.label, self.learnable, self.leaf, self.uid
             out._prev, out._backward, out._topo, out._weights = (), None, None, None
