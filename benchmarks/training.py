@@ -52,7 +52,7 @@ def mlp_pygrad(batch: int = BATCH) -> Bench:
         loss = pygrad_loss((x @ w1 + b1).relu() @ w2 + b2, t)
         loss.backward()
         for p in params:
-            p.value = p.value - LR * p.grad
+            p.value -= LR * p.grad     # in place, as torch's p.sub_ and the NumPy step
         last["loss"] = loss
     return Bench(step, lambda: [last["loss"].value] + [p.value for p in params])
 
