@@ -14,6 +14,8 @@ from pygrad.tensor import Tensor
 def _one_axis(axis, xv: np.ndarray, op: str) -> int:
     if xv.ndim == 0:
         raise ValueError(f"{op}: needs a tensor of at least 1 dimension, got shape {xv.shape}")
+    if type(axis) is int and -xv.ndim <= axis < xv.ndim:   # the common case, checked quickly
+        return axis % xv.ndim
     if isinstance(axis, tuple) or axis is None:
         raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
     return normalize_axes(axis, xv.ndim, op, xv.shape)[0]

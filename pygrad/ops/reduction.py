@@ -30,7 +30,8 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 -
 
     def backward(g):
         x._add_grad(_expand(g, axes, keepdims, xv.shape))
-    return result(np.sum(xv, axis=axes, keepdims=keepdims), (x,), backward)
+    # np.add.reduce is np.sum for an ndarray, without np.sum's Python-level dispatch
+    return result(np.add.reduce(xv, axis=axes, keepdims=keepdims), (x,), backward)
 
 
 @tensor_method("mean")
