@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"where --scaling draws its log-log plot (default: {DEFAULT_PLOT.name} in this "
                         "package's folder)")
     p.add_argument("--repeat", type=int, default=7, metavar="N",
-                   help="interleaved samples per framework; the best is kept (default 7)")
+                   help="interleaved rounds (one sample per framework each); times are the best "
+                        "sample, ratios the median of the rounds' ratios (default 7)")
     p.add_argument("--only", nargs="+", choices=ORDER, metavar="WORKLOAD",
                    help=f"run only these workloads ({', '.join(ORDER)})")
     p.add_argument("--threads", type=int, metavar="N",

@@ -88,7 +88,7 @@ class Row:
     ratio: float | None = None
     value: float | bool | dict | None = None
     times: dict = field(default_factory=dict)
-    ratios: dict = field(default_factory=dict)    # contests: {framework: pygrad / framework}
+    ratios: dict = field(default_factory=dict)    # contests: {framework: median round ratio pygrad / framework}
     spreads: dict = field(default_factory=dict)   # contests: {framework: per-round ratio min/median/max}
     details: dict = field(default_factory=dict)
     note: str = ""
@@ -122,9 +122,16 @@ def run(workload: Workload, config: Config) -> Row:
 def contest(id: str, title: str, goal: Goal, builders: dict[str, Callable[[], Bench]],
             per: int = 1, note: str = "") -> Workload:
     """A workload timed in every framework of `builders` (keys from FRAMEWORKS; "pygrad" and
-    "torch" required), interleaved in one process, best of N; `per` divides the step time
-    (e.g. 100 for a chain of 100 ops timed per op). A framework whose builder raises
-    NotAvailable is left out of the row and says why in `details["unavailable"]`.
+    "torch" required), interleaved in one process; `per` divides the step time (e.g. 100 for
+    a chain of 100 ops timed per op). A framework whose builder raises NotAvailable is left
+    out of the row and says why in `details["unavailable"]`.
+
+    Times are the best of N samples. Ratios (`ratios`, judged against the goal) are the
+    median over rounds of pygrad's sample / the other's sample of the same round: two samples
+    taken a fraction of a second apart see the same machine, so a paired ratio resists
+    another process far better than the ratio of two minima taken at different moments.
+    `spreads` has the lowest, median and highest round; `details["best_ratios"]` the ratio of
+    the best times.
 
     Before timing, every framework runs one step from the same arrays and its results are
     compared with pygrad's (`details["same_result"]` per framework)."""
@@ -147,13 +154,15 @@ def contest(id: str, title: str, goal: Goal, builders: dict[str, Callable[[], Be
                 for name, bench in benches.items() if name != "pygrad"}
         timed = _interleaved({name: bench.step for name, bench in benches.items()}, config)
         times = {name: t["best_s"] / per for name, t in timed.items()}
-        ratios = {name: times["pygrad"] / t for name, t in times.items() if name != "pygrad"}
+        others = [name for name in times if name != "pygrad"]
         spreads = {name: _round_ratios(timed["pygrad"]["samples_s"], timed[name]["samples_s"])
-                   for name in ratios}
+                   for name in others}
+        ratios = {name: spreads[name]["median"] for name in others}
+        best = {name: times["pygrad"] / times[name] for name in others}
         return {"pygrad_s": times["pygrad"], "torch_s": times["torch"], "ratio": ratios["torch"],
                 "value": ratios, "times": times, "ratios": ratios, "spreads": spreads,
                 "details": {"same_result": all(same.values()), "same_result_by_framework": same,
-                            "unavailable": unavailable, "per": per, "timing": timed}}
+                            "best_ratios": best, "unavailable": unavailable, "per": per, "timing": timed}}
     return Workload(id, title, goal, measure, note)
 
 

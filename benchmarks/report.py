@@ -36,8 +36,8 @@ def size(n: float | None) -> str:
 
 
 def ratio_cell(row: Row, name: str) -> str:
-    """"1.12x (1.05–1.31)": pygrad / `name` from the best times, and the spread of the
-    per-round ratios; "—" when `name` did not run."""
+    """"1.12x (1.05–1.31)": pygrad / `name`, the median of the per-round ratios, and their
+    lowest and highest; "—" when `name` did not run."""
     if name not in row.ratios:
         return "—"
     spread = row.spreads.get(name)
@@ -76,9 +76,9 @@ def table(rows: list[Row], machine: dict) -> Table:
                f"kernel {machine['blas_kernel']}, {machine['numpy_blas_threads']} threads) · "
                f"torch {machine['torch']} ({machine['torch_threads']} threads) · "
                f"autograd {machine.get('autograd') or 'not installed'} · float64 · "
-               "ratios: best / best, in brackets the lowest and highest per-round ratio")
+               "times: best of N; ratios: median of the rounds' pygrad / other, in brackets the lowest and highest")
     t = Table(title="pygrad vs the hand-written NumPy step, PyTorch and autograd "
-                    "(same process, interleaved, best of N)", caption=caption)
+                    "(same process, interleaved rounds)", caption=caption)
     right = {"justify": "right"}
     for name, kw in (("workload", {}), ("pygrad", right), ("NumPy", right), ("torch", right),
                      ("autograd", right), ("pygrad/NumPy", right), ("pygrad/torch", right),

@@ -54,6 +54,8 @@ def test_quick_benchmark_run_reports_every_workload(tmp_path):
             assert row["times"][fw] > 0 and row["ratios"][fw] > 0, (name, fw)
             spread = row["spreads"][fw]
             assert spread["min"] <= spread["median"] <= spread["max"] and spread["rounds"] >= 1, (name, fw)
+            assert row["ratios"][fw] == spread["median"], (name, fw)   # the judged ratio: paired rounds
+            assert row["details"]["best_ratios"][fw] > 0, (name, fw)
         assert "NumPy" in row["goal"] or name == "elementwise_chain", name
         assert set(row["details"]["goals"]) <= set(FRAMEWORKS), name
     if not HAVE_AUTOGRAD:
