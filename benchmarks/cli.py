@@ -118,7 +118,7 @@ def run_scaling(args, console, machine: dict) -> int:
     if scaling.plot(sweeps, args.plot, caption):
         console.print(f"plot written to {args.plot}")
     else:
-        console.print("[yellow]matplotlib is not installed: no plot (pip install -e \".[bench]\")[/]")
+        console.print("[yellow]matplotlib is not installed: no plot (pip install -e \".\\[bench]\")[/]")
     settings = {"quick": args.quick, "scaling": True, "command": sys.orig_argv}
     write_json(args.json, [], machine, settings, extra={"scaling": sweeps})
     console.print(f"results written to {args.json}")

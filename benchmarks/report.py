@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.registry import Row
@@ -93,7 +94,7 @@ def print_report(console: Console, rows: list[Row], machine: dict) -> None:
     console.print(table(rows, machine))
     for row in rows:
         if "reason" in row.details:
-            console.print(f"[{STYLE[row.status]}]{row.id}: {row.details['reason']}[/]")
+            console.print(f"[{STYLE[row.status]}]{row.id}: {escape(row.details['reason'])}[/]")
         spread = {name: t["median_s"] / t["best_s"] for name, t in row.details.get("timing", {}).items()
                   if t["samples"] > 1}
         noisy = {name: r for name, r in spread.items() if r > UNSTABLE}
@@ -106,7 +107,7 @@ def print_report(console: Console, rows: list[Row], machine: dict) -> None:
                 console.print(f"[red]{row.id}: pygrad's and {name}'s results differ — the timings "
                               "compare different computations[/]")
         for name, why in row.details.get("unavailable", {}).items():
-            console.print(f"[yellow]{row.id}: {name} not available: {why}[/]")
+            console.print(f"[yellow]{row.id}: {name} not available: {escape(why)}[/]")
         missed = [f"pygrad/{name} {g['ratio']:.2f}x > {g['limit']:g}x"
                   for name, g in row.details.get("goals", {}).items() if not g["met"]]
         if missed:

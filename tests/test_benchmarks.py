@@ -5,6 +5,7 @@ This checks that the benchmark command works, never how fast anything is: a timi
 threshold in a test would fail on a slow or busy machine without any bug."""
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -20,9 +21,9 @@ HAVE_AUTOGRAD = importlib.util.find_spec("autograd") is not None
 FRAMEWORKS = ["numpy", "torch"] + (["autograd"] if HAVE_AUTOGRAD else [])
 
 
-def _run(*args, timeout=900):
+def _run(*args, timeout=900, env=None):
     done = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -89,3 +90,20 @@ def test_quick_scaling_run_writes_every_size_and_the_plot(tmp_path):
     assert "growth exponent" in stdout
     if importlib.util.find_spec("matplotlib") is not None:
         assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_autograd_its_column_says_why_and_the_rest_runs(tmp_path):
+    hidden = tmp_path / "hide" / "autograd"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("autograd hidden by the test")\n')
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(hidden.parent), str(ROOT), env.get("PYTHONPATH", "")])
+    out = tmp_path / "results.json"
+    stdout = _run("--quick", "--only", "softmax", "mlp_step", "--json", str(out), env=env)
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["id"] for row in rows] == ["mlp_step", "softmax"]
+    for row in rows:
+        assert row["status"] in ("pass", "miss")
+        assert sorted(row["ratios"]) == ["numpy", "torch"]
+        assert "bench" in row["details"]["unavailable"]["autograd"]
+    assert "autograd not available" in stdout
