@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+DEFAULT_SCALING_JSON = Path(__file__).resolve().parent / "results-scaling.json"
+DEFAULT_PLOT = Path(__file__).resolve().parent / "scaling.png"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,10 +24,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="run every workload once with tiny repeat counts (a smoke test for CI; "
                         "the numbers mean nothing)")
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
-                   help=f"where to write the results (default: {DEFAULT_JSON.name} next to this package)")
+    p.add_argument("--json", type=Path, metavar="PATH",
+                   help=f"where to write the results (default: {DEFAULT_JSON.name}, with --scaling "
+                        f"{DEFAULT_SCALING_JSON.name}, in this package's folder)")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead of the table, time the MLP step over batch sizes 1-1024 and the chain "
+                        "over lengths 12-100 000 in every framework, with peak memory; writes a plot")
+    p.add_argument("--plot", type=Path, default=DEFAULT_PLOT, metavar="PATH",
+                   help=f"where --scaling draws its log-log plot (default: {DEFAULT_PLOT.name} in this "
+                        "package's folder)")
     p.add_argument("--repeat", type=int, default=7, metavar="N",
-                   help="interleaved samples per framework; the best is kept (default 7)")
+                   help="interleaved rounds (one sample per framework each); times are the best "
+                        "sample, ratios the median of the rounds' ratios (default 7)")
     p.add_argument("--only", nargs="+", choices=ORDER, metavar="WORKLOAD",
                    help=f"run only these workloads ({', '.join(ORDER)})")
     p.add_argument("--threads", type=int, metavar="N",
@@ -42,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    if args.json is None:
+        args.json = DEFAULT_SCALING_JSON if args.scaling else DEFAULT_JSON
     return args
 
 
@@ -59,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, 130))
+        console = Console(width=max(console.width, 170))
     threads = Threads(args.threads)
     if args.profile:
         from benchmarks.profiling import profile
         profile(args.profile, console, repeat=args.repeat)
         return 0
     machine = machine_info(threads)
+    if args.scaling:
+        return run_scaling(args, console, machine)
     config = Config(quick=args.quick, repeat=1 if args.quick else args.repeat,
                     check_budget=args.check_budget, memory_steps=args.memory_steps,
                     threads=args.threads)
@@ -88,3 +102,24 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, rows, machine, settings)
     console.print(f"results written to {args.json}")
     return 1 if any(row.status == "error" for row in rows) else 0
+
+
+def run_scaling(args, console, machine: dict) -> int:
+    from benchmarks import scaling
+    from benchmarks.report import write_json
+
+    with console.status("scaling …") as status:
+        sweeps = scaling.run(args.quick, 1 if args.quick else min(args.repeat, 5),
+                             status=lambda text: status.update(text))
+    scaling.print_tables(console, sweeps)
+    caption = (f"{machine['cpu_model']}, {machine['numpy_blas_threads']} BLAS/torch threads, numpy "
+               f"{machine['numpy']}, torch {machine['torch']}, autograd {machine.get('autograd')}; float64; "
+               "best of N, same process")
+    if scaling.plot(sweeps, args.plot, caption):
+        console.print(f"plot written to {args.plot}")
+    else:
+        console.print("[yellow]matplotlib is not installed: no plot (pip install -e \".\\[bench]\")[/]")
+    settings = {"quick": args.quick, "scaling": True, "command": sys.orig_argv}
+    write_json(args.json, [], machine, settings, extra={"scaling": sweeps})
+    console.print(f"results written to {args.json}")
+    return 0

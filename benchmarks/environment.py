@@ -90,6 +90,14 @@ def _cpuinfo() -> tuple[str | None, int | None]:
     return model, phys
 
 
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
 def machine_info(threads: Threads) -> dict:
     """What a reader needs to compare two result files: CPU, cores, versions, BLAS kernel."""
     import numpy as np
@@ -114,6 +122,7 @@ def machine_info(threads: Threads) -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__,
+        "autograd": _version("autograd"),
         "threadpoolctl": threadpoolctl.__version__,
         "numpy_blas": {key: blas.get(key) for key in
                        ("internal_api", "version", "architecture", "threading_layer", "num_threads")},

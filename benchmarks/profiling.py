@@ -3,8 +3,7 @@
 Two views of one workload:
 
 1. The *NumPy floor*: the same forward and backward written as straight NumPy (no graph,
-   no Tensors, no allocations kept alive between steps), with the kernels pygrad uses
-   (conv2D: the fastest plain-NumPy layout found, see `floor_conv`). pygrad minus the floor
+   no Tensors; `benchmarks.floors`, the NumPy column of the table). pygrad minus the floor
    is the framework's overhead (object creation, closures, the graph walk, gradient
    plumbing, memory that is not reused); floor versus torch is the kernels' own gap, which
    no overhead work can close.
@@ -26,101 +25,15 @@ import pstats
 import resource
 import time
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ops, training
+from benchmarks import floors, ops, training
 from benchmarks.report import seconds
 from benchmarks.timing import calls_per_sample, interleaved_best
 
-
-# ----------------------------------------------------------------- NumPy floors
-def floor_chain():
-    x = ops._chain_input()
-
-    def step():
-        saved, y = [], x
-        for _ in range(ops.CHAIN_OPS // 4):
-            c = np.tanh(y * x + x)
-            saved.append((y, c))
-            y = c * x
-        g, gx = np.ones_like(y), np.zeros_like(x)
-        for y_in, c in reversed(saved):
-            gx = gx + g * c                       # y = c * x
-            gb = (g * x) * (1 - c * c)            # c = tanh(b)
-            gx = gx + gb                          # b = a + x
-            gx = gx + gb * y_in                   # a = y_in * x
-            g = gb * x
-        return gx + g                             # the first y is x itself
-    return step
-
-
-def floor_mlp():
-    a = training.mlp_arrays()
-    x, t = a["x"], a["t"]
-    w1, b1, w2, b2 = (a[k].copy() for k in ("W1", "b1", "W2", "b2"))
-    n = training.BATCH
-
-    def step():
-        nonlocal w1, b1, w2, b2
-        x2 = x.reshape(-1, training.IN)
-        pre = x2 @ w1[0] + b1[0]
-        h = np.maximum(pre, 0)
-        logits = h @ w2[0] + b2[0]
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        t2 = t.reshape(n, -1)
-        _loss = -(t2 * logp).sum() / n
-        g_logp = -t2 / n
-        g_logits = g_logp - np.exp(logp) * g_logp.sum(axis=-1, keepdims=True)
-        gw2, gb2 = h.T @ g_logits, g_logits.sum(axis=0)
-        g_pre = (g_logits @ w2[0].T) * (pre > 0)
-        gw1, gb1 = x2.T @ g_pre, g_pre.sum(axis=0)
-        _gx = g_pre @ w1[0].T                     # pygrad also computes the input's gradient
-        w1, b1 = w1 - training.LR * gw1[None], b1 - training.LR * gb1[None, None]
-        w2, b2 = w2 - training.LR * gw2[None], b2 - training.LR * gb2[None, None]
-    return step
-
-
-def floor_conv():
-    """Channel-major im2col (B, C*kH*kW, oH*oW): the forward GEMM yields NCHW directly and
-    col2im adds contiguous rows. Not pygrad's layout: the fastest plain NumPy found so far."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    kv, xv = ops._conv_arrays()
-    (batch, chans, height, width), (_, out_c, _, kh, kw) = xv.shape, kv.shape
-    oh, ow, ckk = height - kh + 1, width - kw + 1, chans * kh * kw
-    k2 = kv.reshape(out_c, ckk)
-
-    def step():
-        cols = sliding_window_view(xv, (kh, kw), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3)
-        cols = cols.reshape(batch, ckk, oh * ow)                         # one strided copy
-        value = np.matmul(k2, cols).reshape(batch, out_c, oh, ow)
-        g = np.ones_like(value).reshape(batch, out_c, oh * ow)
-        _gk = np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0)
-        g_cols = np.matmul(k2.T, g).reshape(batch, chans, kh, kw, oh, ow)
-        gx = np.zeros_like(xv)
-        for i in range(kh):
-            for j in range(kw):
-                gx[:, :, i:i + oh, j:j + ow] += g_cols[:, :, i, j]
-        return value, gx
-    return step
-
-
-def floor_softmax():
-    x = ops._softmax_input()
-
-    def step():
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        y = e / e.sum(axis=-1, keepdims=True)
-        gy = np.ones_like(y) * y
-        return gy - y * gy.sum(axis=-1, keepdims=True)
-    return step
-
-
-FLOORS = {"elementwise_chain": floor_chain, "mlp_step": floor_mlp, "conv2d": floor_conv,
-          "softmax": floor_softmax, "module_mlp_step": floor_mlp}
+FLOORS = {"elementwise_chain": floors.chain_numpy, "mlp_step": floors.mlp_numpy, "conv2d": floors.conv_numpy,
+          "softmax": floors.softmax_numpy, "module_mlp_step": floors.mlp_numpy}
 BUILDERS = {"elementwise_chain": (ops.chain_pygrad, ops.chain_torch),
             "mlp_step": (training.mlp_pygrad, training.mlp_torch),
             "conv2d": (ops.conv_pygrad, ops.conv_torch),
@@ -187,7 +100,7 @@ def category(filename: str, func: str) -> str:
 
 def profile(workload: str, console: Console, repeat: int = 7) -> dict:
     build_pg, build_tc = BUILDERS[workload]
-    pg, tc, floor = build_pg(), build_tc(), FLOORS[workload]()
+    pg, tc, floor = build_pg(), build_tc(), FLOORS[workload]().step
     timed = interleaved_best({"pygrad": pg.step, "numpy floor": floor, "torch": tc.step}, repeat)
     best = {name: t["best_s"] for name, t in timed.items()}
 

@@ -1,9 +1,10 @@
 """The workloads, their goals, and the runner that turns a workload into a result row.
 
-A workload is either a *pair* — one builder for pygrad and one for torch, each returning a
-`Bench` (a step to time and a way to read its results) — timed side by side, or a *probe*
-that measures something else (import time, memory, parallel scaling) its own way. Every
-workload produces one row of the report.
+A workload is either a *contest* — one builder per framework (pygrad, the hand-written NumPy
+step, torch, HIPS autograd), each returning a `Bench` (a step to time and a way to read its
+results) — timed side by side in one process, or a *probe* that measures something else
+(import time, memory, parallel scaling) its own way. Every workload produces one row of the
+report.
 """
 from __future__ import annotations
 
@@ -23,24 +24,34 @@ class Bench(NamedTuple):
     observe: Callable[[], list]
 
 
+FRAMEWORKS = ("pygrad", "numpy", "torch", "autograd")
+LABELS = {"pygrad": "pygrad", "numpy": "NumPy", "torch": "torch", "autograd": "autograd"}
+
+
 @dataclass(frozen=True)
 class Goal:
     """What counts as a pass. `kind`: "ratio" (pygrad/torch ≤ limit), "seconds" (≤ limit),
-    "flat" (memory does not grow after step 2), "speedup" (≥ limit)."""
+    "flat" (memory does not grow after step 2), "speedup" (≥ limit), "ratios" (pygrad/X ≤
+    limit for each (X, limit) in `limits`; X a framework that could not run is not judged)."""
     kind: str
     limit: float | None = None
+    limits: tuple = ()
 
     def text(self) -> str:
         if self.kind == "flat":
             return "flat"
+        if self.kind == "ratios":
+            return ", ".join(f"≤ {limit:g}x {LABELS[name]}" for name, limit in self.limits)
         return {"ratio": f"≤ {self.limit:g}x", "seconds": f"≤ {self.limit:g} s",
                 "speedup": f"≥ {self.limit:g}x"}[self.kind]
 
-    def met(self, value: float) -> bool:
+    def met(self, value) -> bool:
         if self.kind == "speedup":
             return value >= self.limit
         if self.kind == "flat":
             return bool(value)
+        if self.kind == "ratios":   # value: {framework: pygrad / framework}
+            return all(value[name] <= limit for name, limit in self.limits if name in value)
         return value <= self.limit
 
 
@@ -64,8 +75,8 @@ class Workload:
 
 @dataclass
 class Row:
-    """One line of the report. `pygrad_s`/`torch_s`: the two compared times (pairs and import
-    time; None where the row compares something else). `times` holds every duration measured
+    """One line of the report. `pygrad_s`/`torch_s`: pygrad's and torch's times (contests and
+    import time; None where the row compares something else); `ratio` = pygrad / torch. `times` holds every duration measured
     (seconds, all > 0). `value` is what the goal is checked against (ratio, seconds,
     flatness, speedup)."""
     id: str
@@ -75,8 +86,10 @@ class Row:
     pygrad_s: float | None = None
     torch_s: float | None = None
     ratio: float | None = None
-    value: float | bool | None = None
+    value: float | bool | dict | None = None
     times: dict = field(default_factory=dict)
+    ratios: dict = field(default_factory=dict)    # contests: {framework: median round ratio pygrad / framework}
+    spreads: dict = field(default_factory=dict)   # contests: {framework: per-round ratio min/median/max}
     details: dict = field(default_factory=dict)
     note: str = ""
 
@@ -99,27 +112,64 @@ def run(workload: Workload, config: Config) -> Row:
     if row.value is None:
         row.value = row.ratio
     row.status = "pass" if workload.goal.met(row.value) else "miss"
+    if workload.goal.kind == "ratios":
+        row.details["goals"] = {name: {"limit": limit, "ratio": row.ratios[name],
+                                       "met": row.ratios[name] <= limit}
+                                for name, limit in workload.goal.limits if name in row.ratios}
     return row
 
 
-def pair(id: str, title: str, goal: Goal, build_pygrad: Callable[[], Bench],
-         build_torch: Callable[[], Bench], per: int = 1, note: str = "") -> Workload:
-    """A pygrad-vs-torch workload: times both steps interleaved, best of N; `per` divides the
-    step time (e.g. 100 for a chain of 100 ops timed per op)."""
+def contest(id: str, title: str, goal: Goal, builders: dict[str, Callable[[], Bench]],
+            per: int = 1, note: str = "") -> Workload:
+    """A workload timed in every framework of `builders` (keys from FRAMEWORKS; "pygrad" and
+    "torch" required), interleaved in one process; `per` divides the step time (e.g. 100 for
+    a chain of 100 ops timed per op). A framework whose builder raises NotAvailable is left
+    out of the row and says why in `details["unavailable"]`.
+
+    Times are the best of N samples. Ratios (`ratios`, judged against the goal) are the
+    median over rounds of pygrad's sample / the other's sample of the same round: two samples
+    taken a fraction of a second apart see the same machine, so a paired ratio resists
+    another process far better than the ratio of two minima taken at different moments.
+    `spreads` has the lowest, median and highest round; `details["best_ratios"]` the ratio of
+    the best times.
+
+    Before timing, every framework runs one step from the same arrays and its results are
+    compared with pygrad's (`details["same_result"]` per framework)."""
     def measure(config: Config) -> dict:
         import numpy as np
 
-        pg, tc = build_pygrad(), build_torch()
-        pg.step()
-        tc.step()
-        agree = all(np.allclose(a, b, rtol=1e-8, atol=1e-10)
-                    for a, b in zip(pg.observe(), tc.observe(), strict=True))
-        timed = _interleaved({"pygrad": pg.step, "torch": tc.step}, config)
-        pygrad_s, torch_s = timed["pygrad"]["best_s"] / per, timed["torch"]["best_s"] / per
-        return {"pygrad_s": pygrad_s, "torch_s": torch_s, "ratio": pygrad_s / torch_s,
-                "times": {"pygrad": pygrad_s, "torch": torch_s},
-                "details": {"same_result": agree, "per": per, "timing": timed}}
+        benches, unavailable = {}, {}
+        for name, build in builders.items():
+            try:
+                benches[name] = build()
+            except NotAvailable as exc:
+                if name in ("pygrad", "torch"):
+                    raise
+                unavailable[name] = str(exc)
+        for bench in benches.values():
+            bench.step()
+        reference = benches["pygrad"].observe()
+        same = {name: all(np.allclose(a, b, rtol=1e-8, atol=1e-10)
+                          for a, b in zip(reference, bench.observe(), strict=True))
+                for name, bench in benches.items() if name != "pygrad"}
+        timed = _interleaved({name: bench.step for name, bench in benches.items()}, config)
+        times = {name: t["best_s"] / per for name, t in timed.items()}
+        others = [name for name in times if name != "pygrad"]
+        spreads = {name: _round_ratios(timed["pygrad"]["samples_s"], timed[name]["samples_s"])
+                   for name in others}
+        ratios = {name: spreads[name]["median"] for name in others}
+        best = {name: times["pygrad"] / times[name] for name in others}
+        return {"pygrad_s": times["pygrad"], "torch_s": times["torch"], "ratio": ratios["torch"],
+                "value": ratios, "times": times, "ratios": ratios, "spreads": spreads,
+                "details": {"same_result": all(same.values()), "same_result_by_framework": same,
+                            "best_ratios": best, "unavailable": unavailable, "per": per, "timing": timed}}
     return Workload(id, title, goal, measure, note)
+
+
+def _round_ratios(mine: list[float], theirs: list[float]) -> dict:
+    """pygrad / other in each interleaved round: the spread of the ratio across repeats."""
+    rs = sorted(a / b for a, b in zip(mine, theirs))
+    return {"min": rs[0], "median": rs[len(rs) // 2], "max": rs[-1], "rounds": len(rs)}
 
 
 def _interleaved(fns, config: Config) -> dict:
@@ -129,10 +179,11 @@ def _interleaved(fns, config: Config) -> dict:
 
 ORDER = ("elementwise_chain", "mlp_step", "conv2d", "softmax", "module_mlp_step",
          "import_time", "memory", "check_scaling")
+CONTESTS = ORDER[:5]
 
 
 def workloads() -> list[Workload]:
     """Every workload, in report order."""
-    from benchmarks import memory, ops, probes, training
-    found = {w.id: w for module in (ops, training, memory, probes) for w in module.WORKLOADS}
+    from benchmarks import contests, memory, probes
+    found = {w.id: w for module in (contests, memory, probes) for w in module.WORKLOADS}
     return [found[name] for name in ORDER]

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.registry import Row
@@ -35,21 +36,38 @@ def size(n: float | None) -> str:
     return f"{sign}{n:.0f} B"
 
 
-def cells(row: Row) -> tuple[str, str, str]:
-    """(pygrad, torch, ratio) cells; memory and scaling rows show what they measured."""
+def ratio_cell(row: Row, name: str) -> str:
+    """"1.12x (1.05–1.31)": pygrad / `name`, the median of the per-round ratios, and their
+    lowest and highest; "—" when `name` did not run."""
+    if name not in row.ratios:
+        return "—"
+    spread = row.spreads.get(name)
+    if not spread or spread["rounds"] < 2:
+        return f"{row.ratios[name]:.2f}x"
+    return f"{row.ratios[name]:.2f}x ({spread['min']:.2f}–{spread['max']:.2f})"
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    """(pygrad, NumPy, torch, autograd, ÷NumPy, ÷torch, ÷autograd) cells; memory, import and
+    scaling rows show what they measured."""
     if row.status in ("not available", "error"):
-        return "—", "—", "—"
+        return ("—",) * 7
     if row.id == "memory":
         s = row.details["summary"]
         pg, tc = s["pygrad"], s["torch"]
         peak = pg["traced_peak_step2_bytes"] or pg["traced_peak_max_bytes"]
         return (f"peak {size(peak)[1:]}/step, {size(pg['traced_growth_after_step2_bytes'])} after step 2",
-                f"RSS {size(tc['rss_growth_after_step2_bytes'])} after step 2", "—")
+                "—", f"RSS {size(tc['rss_growth_after_step2_bytes'])} after step 2", "—", "—", "—", "—")
     if row.id == "check_scaling":
         one, two = row.details["runs"]
         return (f"1 worker {one['examples_per_s']:.3g} ex/s → 2 workers {two['examples_per_s']:.3g} ex/s",
-                "—", f"{row.ratio:.2f}x")
-    return seconds(row.pygrad_s), seconds(row.torch_s), "—" if row.ratio is None else f"{row.ratio:.2f}x"
+                "—", "—", "—", "—", f"{row.ratio:.2f}x", "—")
+    if not row.ratios:   # import time
+        return (seconds(row.pygrad_s), "—", seconds(row.torch_s), "—", "—",
+                "—" if row.ratio is None else f"{row.ratio:.2f}x", "—")
+    return (seconds(row.pygrad_s), seconds(row.times.get("numpy")), seconds(row.torch_s),
+            seconds(row.times.get("autograd")),
+            *(ratio_cell(row, name) for name in ("numpy", "torch", "autograd")))
 
 
 def table(rows: list[Row], machine: dict) -> Table:
@@ -57,15 +75,18 @@ def table(rows: list[Row], machine: dict) -> Table:
     caption = (f"{machine['cpu_model']} · {machine['logical_cores']} logical cores · "
                f"numpy {machine['numpy']} ({blas.get('internal_api')} {blas.get('version')}, "
                f"kernel {machine['blas_kernel']}, {machine['numpy_blas_threads']} threads) · "
-               f"torch {machine['torch']} ({machine['torch_threads']} threads) · float64")
-    t = Table(title="pygrad vs PyTorch (ratio = pygrad / torch, best of N, interleaved)",
-              caption=caption)
-    for name, kw in (("workload", {}), ("pygrad", {"justify": "right"}), ("torch", {"justify": "right"}),
-                     ("ratio", {"justify": "right"}), ("goal", {"justify": "center"}), ("result", {})):
+               f"torch {machine['torch']} ({machine['torch_threads']} threads) · "
+               f"autograd {machine.get('autograd') or 'not installed'} · float64 · "
+               "times: best of N; ratios: median of the rounds' pygrad / other, in brackets the lowest and highest")
+    t = Table(title="pygrad vs the hand-written NumPy step, PyTorch and autograd "
+                    "(same process, interleaved rounds)", caption=caption)
+    right = {"justify": "right"}
+    for name, kw in (("workload", {}), ("pygrad", right), ("NumPy", right), ("torch", right),
+                     ("autograd", right), ("pygrad/NumPy", right), ("pygrad/torch", right),
+                     ("pygrad/autograd", right), ("goal", {}), ("result", {})):
         t.add_column(name, **kw)
     for row in rows:
-        pg, tc, ratio = cells(row)
-        t.add_row(row.workload, pg, tc, ratio, row.goal, f"[{STYLE[row.status]}]{row.status}[/]")
+        t.add_row(row.workload, *cells(row), row.goal, f"[{STYLE[row.status]}]{row.status}[/]")
     return t
 
 
@@ -73,7 +94,7 @@ def print_report(console: Console, rows: list[Row], machine: dict) -> None:
     console.print(table(rows, machine))
     for row in rows:
         if "reason" in row.details:
-            console.print(f"[{STYLE[row.status]}]{row.id}: {row.details['reason']}[/]")
+            console.print(f"[{STYLE[row.status]}]{row.id}: {escape(row.details['reason'])}[/]")
         spread = {name: t["median_s"] / t["best_s"] for name, t in row.details.get("timing", {}).items()
                   if t["samples"] > 1}
         noisy = {name: r for name, r in spread.items() if r > UNSTABLE}
@@ -81,17 +102,24 @@ def print_report(console: Console, rows: list[Row], machine: dict) -> None:
             console.print(f"[yellow]{row.id}: unstable timing (median/best "
                           + ", ".join(f"{name} {r:.1f}x" for name, r in noisy.items())
                           + "): another process probably competed for the CPU; rerun on a quiet machine[/]")
-        if row.details.get("same_result") is False:
-            console.print(f"[red]{row.id}: pygrad and torch results differ — the timings compare "
-                          "different computations[/]")
+        for name, same in row.details.get("same_result_by_framework", {}).items():
+            if not same:
+                console.print(f"[red]{row.id}: pygrad's and {name}'s results differ — the timings "
+                              "compare different computations[/]")
+        for name, why in row.details.get("unavailable", {}).items():
+            console.print(f"[yellow]{row.id}: {name} not available: {escape(why)}[/]")
+        missed = [f"pygrad/{name} {g['ratio']:.2f}x > {g['limit']:g}x"
+                  for name, g in row.details.get("goals", {}).items() if not g["met"]]
+        if missed:
+            console.print(f"[red]{row.id}: missed " + ", ".join(missed) + "[/]")
     removed = machine["blas_env_removed"]
     if removed:
         console.print("ran without " + ", ".join(f"{k}={v}" for k, v in removed.items())
                       + f"; NumPy's BLAS kernel: {machine['blas_kernel']}")
 
 
-def write_json(path: Path, rows: list[Row], machine: dict, settings: dict) -> None:
+def write_json(path: Path, rows: list[Row], machine: dict, settings: dict, extra: dict | None = None) -> None:
     data = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
-            "machine": machine, "rows": [asdict(row) for row in rows]}
+            "machine": machine, "rows": [asdict(row) for row in rows], **(extra or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

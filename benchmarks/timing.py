@@ -49,10 +49,12 @@ def interleaved_best(fns: dict[str, Callable[[], object]], repeat: int,
                      quick: bool = False) -> dict[str, dict]:
     """Seconds per call of each callable: the best of `repeat` interleaved samples.
 
-    Returns `{name: {"best_s", "median_s", "calls_per_sample", "samples"}}`. With `quick`, every
-    callable runs exactly once, without warm-up or calibration (a smoke run, not a measurement)."""
+    Returns `{name: {"best_s", "median_s", "calls_per_sample", "samples", "samples_s"}}`, where
+    `samples_s` lists the seconds per call of each round, in round order (so sample k of two
+    callables comes from the same round). With `quick`, every callable runs exactly once,
+    without warm-up or calibration (a smoke run, not a measurement)."""
     if quick:
-        return {name: {"best_s": t, "median_s": t, "calls_per_sample": 1, "samples": 1}
+        return {name: {"best_s": t, "median_s": t, "calls_per_sample": 1, "samples": 1, "samples_s": [t]}
                 for name, t in ((name, _sample(fn, 1)) for name, fn in fns.items())}
     numbers = {}
     for name, fn in fns.items():  # calibration doubles as warm-up (first-call caches, lazy imports)
@@ -63,7 +65,7 @@ def interleaved_best(fns: dict[str, Callable[[], object]], repeat: int,
         for name in (order if r % 2 == 0 else order[::-1]):
             times[name].append(_sample(fns[name], numbers[name]))
     return {name: {"best_s": min(ts), "median_s": sorted(ts)[len(ts) // 2],
-                   "calls_per_sample": numbers[name], "samples": len(ts)}
+                   "calls_per_sample": numbers[name], "samples": len(ts), "samples_s": ts}
             for name, ts in times.items()}
 
 

@@ -13,35 +13,36 @@ import torch
 from torch import nn
 
 from pygrad import Tensor
-from benchmarks.registry import Bench, Goal, NotAvailable, pair
+from benchmarks.registry import Bench, NotAvailable
 
 BATCH, IN, HIDDEN, OUT = 64, 784, 100, 10
 LR = 0.01
 
 
-def mlp_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs, one-hot targets and Linear-style uniform weights, shared by both frameworks."""
+def mlp_arrays(seed: int = 0, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """Inputs, one-hot targets and Linear-style uniform weights, shared by every framework.
+    The weights do not depend on `batch`."""
     rng = np.random.default_rng(seed)
     b1, b2 = 1 / np.sqrt(IN), 1 / np.sqrt(HIDDEN)
-    return {
-        "x": rng.standard_normal((BATCH, 1, IN)),
-        "t": np.eye(OUT)[rng.integers(0, OUT, BATCH)][:, None, :],
+    weights = {
         "W1": rng.uniform(-b1, b1, (1, IN, HIDDEN)), "b1": rng.uniform(-b1, b1, (1, 1, HIDDEN)),
         "W2": rng.uniform(-b2, b2, (1, HIDDEN, OUT)), "b2": rng.uniform(-b2, b2, (1, 1, OUT)),
     }
+    return {"x": rng.standard_normal((batch, 1, IN)),
+            "t": np.eye(OUT)[rng.integers(0, OUT, batch)][:, None, :], **weights}
 
 
 def pygrad_loss(logits, t):
-    return -(t * logits.softmax_log()).sum() * (1 / BATCH)
+    return -(t * logits.softmax_log()).sum() * (1 / logits.shape[0])
 
 
 def torch_loss(logits, t):
-    return -(t * torch.log_softmax(logits, dim=-1)).sum() * (1 / BATCH)
+    return -(t * torch.log_softmax(logits, dim=-1)).sum() * (1 / logits.shape[0])
 
 
 # ----------------------------------------------------------------- plain tensors
-def mlp_pygrad() -> Bench:
-    a = mlp_arrays()
+def mlp_pygrad(batch: int = BATCH) -> Bench:
+    a = mlp_arrays(batch=batch)
     x, t = Tensor(a["x"], leaf=True), Tensor(a["t"], leaf=True)
     params = [Tensor(a[k], label=k) for k in ("W1", "b1", "W2", "b2")]
     last = {}
@@ -51,13 +52,13 @@ def mlp_pygrad() -> Bench:
         loss = pygrad_loss((x @ w1 + b1).relu() @ w2 + b2, t)
         loss.backward()
         for p in params:
-            p.value = p.value - LR * p.grad
+            p.value -= LR * p.grad     # in place, as torch's p.sub_ and the NumPy step
         last["loss"] = loss
     return Bench(step, lambda: [last["loss"].value] + [p.value for p in params])
 
 
-def mlp_torch() -> Bench:
-    a = mlp_arrays()
+def mlp_torch(batch: int = BATCH) -> Bench:
+    a = mlp_arrays(batch=batch)
     x, t = torch.tensor(a["x"]), torch.tensor(a["t"])
     params = [torch.tensor(a[k], requires_grad=True) for k in ("W1", "b1", "W2", "b2")]
     last = {}
@@ -162,13 +163,3 @@ def module_torch() -> Bench:
         return out
     return Bench(step, observe)
 
-
-WORKLOADS = [
-    pair("mlp_step", "MLP 784-100-10 step, plain Tensors",
-         Goal("ratio", 1.5), mlp_pygrad, mlp_torch,
-         note="x (64,1,784) @ W (1,784,100) in both frameworks; manual SGD update"),
-    pair("module_mlp_step", "MLP step, Module + SGD",
-         Goal("ratio", 2.0), module_pygrad, module_torch,
-         note="pygrad: model_reset, zero_grad, model(x=x), loss, backward, step; "
-              "torch: nn.Linear model, zero_grad, loss, backward, torch.optim.SGD.step"),
-]

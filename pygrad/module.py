@@ -10,6 +10,7 @@ the ops, so any batch size works and no weight is ever resized.
 from __future__ import annotations
 
 import copy as copymod
+import copyreg
 import threading
 import types
 from contextlib import contextmanager
@@ -28,6 +29,49 @@ def _inside_forward():
         yield
     finally:
         _local.depth -= 1
+
+
+_ATOMS = frozenset((int, float, bool, str, bytes, complex, type(None)))
+_plain_classes: dict = {}
+
+
+def _is_plain(cls) -> bool:
+    """Is `cls` a class whose instances `copy.deepcopy` copies as "a new instance with a deep
+    copy of `__dict__`" (no __slots__, no custom copy, pickle or state hooks)? Layers are."""
+    plain = _plain_classes.get(cls)
+    if plain is None:
+        plain = _plain_classes[cls] = (
+            type(cls) is type
+            and not any("__slots__" in vars(c) for c in cls.__mro__[:-1])
+            and copyreg.dispatch_table.get(cls) is None
+            and all(getattr(cls, name, None) is getattr(object, name, None) for name in
+                    ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__",
+                     "__getnewargs_ex__", "__getnewargs__", "__new__")))
+    return plain
+
+
+def _deepcopy(value, memo):
+    """`copy.deepcopy(value, memo)`, without its generic machinery for what models are made of:
+    atoms, Tensors, lists, and plain objects such as layers. Same result; anything else goes
+    to `copy.deepcopy`."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if cls is Tensor:
+        return value.__deepcopy__(memo)
+    if cls is list:
+        twin = memo[id(value)] = []
+        twin.extend(_deepcopy(item, memo) for item in value)
+    elif _is_plain(cls) and hasattr(value, "__dict__"):
+        twin = memo[id(value)] = cls.__new__(cls)
+        twin.__dict__.update({key: _deepcopy(item, memo) for key, item in value.__dict__.items()})
+    else:
+        return copymod.deepcopy(value, memo)
+    memo.setdefault(id(memo), []).append(value)   # as copy.deepcopy: keep originals alive meanwhile
+    return twin
 
 
 def _outputs(out, who: str) -> list:
@@ -94,7 +138,7 @@ class Module:
         twin = type(self).__new__(type(self))
         memo[id(self)] = twin
         for key, value in self.__dict__.items():
-            twin.__dict__[key] = None if key == "copy" else copymod.deepcopy(value, memo)
+            twin.__dict__[key] = None if key == "copy" else _deepcopy(value, memo)
         return twin
 
     # ------------------------------------------------------------------ weights by name

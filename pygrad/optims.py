@@ -9,11 +9,19 @@ parameter whose grad is None), and after an update every twin holds the new valu
 
 `Optimizer` holds that matching and the gradient accumulation of `step_single`; each
 subclass only states its update rule in `_update`. Optimizer state is plain arrays.
+
+A parameter's array that nothing but the parameter refers to (no graph built from it, no user
+variable, no view; see `pygrad._refs`) is updated in place where a subclass offers
+`_update_in_place` (SGD), with the same arithmetic, so a step allocates no parameter-sized
+arrays; otherwise, and always when something else could see the change, the parameter gets a
+new array, as `p.value = ...` would give it.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from pygrad._refs import unshared
+from pygrad.ops import _scratch
 from pygrad.tensor import Tensor
 
 
@@ -80,8 +88,10 @@ class Optimizer:
         if not modify:
             for i, (grad, twins) in self._gradients(loss, "step_single").items():
                 acc = self._accumulated[i]
-                acc = grad.copy() if acc is None else acc + grad
-                self._accumulated[i] = acc
+                if acc is None:
+                    acc = self._accumulated[i] = grad.copy()
+                else:   # the running sum is the optimizer's own array (p.grad gets a copy)
+                    acc += grad
                 self.model_parameters[i].grad = acc
                 self._accumulated_twins.setdefault(i, {}).update((id(t), t) for t in twins)
             return
@@ -124,14 +134,28 @@ class Optimizer:
 
     def _apply(self, i: int, grad: np.ndarray, twins) -> None:
         p = self.model_parameters[i]
-        new = np.asarray(self._update(i, p.value, grad), dtype=p.dtype)
-        p.value = new
+        value = p.value
+        if (grad.shape == value.shape and grad.dtype == value.dtype and value.flags.writeable
+                and unshared(value, 2) and self._update_in_place(i, value, grad)):
+            new = value            # nothing but p refers to its array: updated where it is
+        else:
+            new = np.asarray(self._update(i, value, grad), dtype=p.dtype)
+            p.value = new
         for t in twins:
             if t is not p:
-                t.value = new.copy()
+                held = t.value
+                if held.shape == new.shape and held.flags.writeable and unshared(held, 2):
+                    np.copyto(held, new)      # no graph or user holds the twin's array
+                else:
+                    t.value = new.copy()
 
     def _update(self, i: int, value: np.ndarray, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _update_in_place(self, i: int, value: np.ndarray, grad: np.ndarray) -> bool:
+        """Write the update into `value` (an array nothing else refers to) and return True,
+        or return False to have `_update` compute a new array instead."""
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.model_parameters)} parameters, lr={self.lr})"
@@ -145,6 +169,15 @@ class SGD(Optimizer):
 
     def _update(self, i, value, grad):
         return value - self.lr * grad
+
+    def _update_in_place(self, i, value, grad):
+        # the same arithmetic as `_update`; a big temporary comes from the scratch pool
+        big = grad.nbytes >= _scratch.REUSE_BYTES
+        step = np.multiply(grad, self.lr, out=_scratch.take(grad.shape, grad.dtype) if big else None)
+        np.subtract(value, step, out=value)
+        if big:
+            _scratch.give(step)
+        return True
 
 
 class SGD_Momentum(Optimizer):  # noqa: N801 - the original pygrad's name

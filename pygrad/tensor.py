@@ -8,16 +8,21 @@ as Tensor methods.
 Gradients are stored lazily: `_grad is None` means "zeros", so an op output costs no
 allocation until a gradient actually reaches it. The engine never writes into a gradient
 array in place, it rebinds (`t._grad = t._grad + g`), so gradient arrays may be shared
-between tensors safely. The public `grad` hands out an array that only its tensor holds (a
-shared one is copied on first read), so a user's in-place write never reaches another tensor.
+between tensors safely. The public `grad` hands out an array that only its tensor holds, so a
+user's in-place write never reaches another tensor: an array that anything else refers to (a
+gradient passed through unchanged, a view, a read-only seed) is copied on first read, while
+the fresh array an op rule computed for this tensor alone is handed out as it is
+(`pygrad._refs` tells the two apart).
 """
 from __future__ import annotations
 
+import copy as _copy
 import itertools
 import numbers
 
 import numpy as np
 
+from pygrad._refs import unshared
 from pygrad.constants import PRECISION
 
 _uids = itertools.count()
@@ -50,6 +55,18 @@ def as_real_array(value, what: str = "Tensor: value") -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{what} must hold real numbers, got an array of dtype {arr.dtype}")
     return arr
+
+
+def _copy_array(a, memo):
+    """`copy.deepcopy(a, memo)` for an ndarray of numbers (or anything else, through
+    copy.deepcopy): a copy in the same memory order, shared by everything that shared `a`."""
+    if type(a) is not np.ndarray or a.dtype.hasobject:
+        return _copy.deepcopy(a, memo)
+    done = memo.get(id(a))
+    if done is None:
+        done = memo[id(a)] = a.copy(order="K")
+        memo.setdefault(id(memo), []).append(a)   # as copy.deepcopy: keep `a` alive meanwhile
+    return done
 
 
 class Tensor:
@@ -124,12 +141,16 @@ class Tensor:
 
         An ndarray of the value's shape and dtype that no other tensor shares, so in-place
         writes (`x.grad[...] = 0`, `x.grad += g`) affect this tensor only, as in torch."""
-        if self._grad is None:
-            self._grad = np.zeros_like(self._value)
-        elif not self._grad_own:  # the engine may share it (or hold a NumPy scalar): copy once
-            self._grad = np.array(self._grad, dtype=self._value.dtype)
+        g, v = self._grad, self._value
+        if g is None:
+            g = self._grad = np.zeros_like(v)
+        elif not self._grad_own and not (
+                type(g) is np.ndarray and g.dtype == v.dtype and g.shape == v.shape
+                and g.flags.writeable and unshared(g, 2)):   # held by self._grad and `g` only
+            # the engine may share it (or hold a NumPy scalar or a read-only view): copy once
+            g = self._grad = np.array(g, dtype=v.dtype)
         self._grad_own = True
-        return self._grad
+        return g
 
     @grad.setter
     def grad(self, new):
@@ -172,6 +193,27 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The value array itself (no copy, like `torch.Tensor.numpy`)."""
         return self._value
+
+    def __deepcopy__(self, memo) -> "Tensor":
+        """What `copy.deepcopy` makes of the slots one by one, without its generic machinery
+        for the common case of a weight (no graph): a Module copies its weights this way at
+        every call after `model_reset()`."""
+        out = Tensor.__new__(type(self))
+        memo[id(self)] = out
+        if (type(self) is Tensor and not self._prev and self._backward is None
+                and self._topo is None and self._weights is None):
+            out._value = _copy_array(self._value, memo)
+            out._grad = None if self._grad is None else _copy_array(self._grad, memo)
+            out._grad_own = self._grad_own
+            out.label, out.learnable, out.leaf, out.uid = self.label, self.learnable, self.leaf, self.uid
+            out._prev, out._backward, out._topo, out._weights = (), None, None, None
+            return out
+        for name in Tensor.__slots__:
+            if name != "__weakref__" and hasattr(self, name):
+                setattr(out, name, _copy.deepcopy(getattr(self, name), memo))
+        if hasattr(self, "__dict__"):   # a subclass's own attributes
+            out.__dict__.update(_copy.deepcopy(self.__dict__, memo))
+        return out
 
     def detach(self) -> "Tensor":
         """A new leaf Tensor holding a copy of the value, outside any graph."""

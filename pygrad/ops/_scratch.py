@@ -15,6 +15,7 @@ import numpy as np
 
 MAX_PER_SHAPE = 2            # buffers kept per (shape, dtype)
 MAX_BYTES = 256 * 2 ** 20    # and at most this much in all, per thread
+REUSE_BYTES = 2 ** 16        # below this, a fresh array is as cheap as the pool's bookkeeping
 
 _local = threading.local()
 

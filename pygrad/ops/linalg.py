@@ -16,11 +16,11 @@ def _check(av: np.ndarray, bv: np.ndarray, op: str) -> None:
     if k_a != k_b:
         raise ValueError(f"{op}: shapes {av.shape} and {bv.shape} are not aligned "
                          f"({k_a} columns on the left, {k_b} rows on the right)")
-    try:
-        np.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
-    except ValueError:
-        raise ValueError(f"{op}: batch dimensions of shapes {av.shape} and {bv.shape} "
-                         "cannot be broadcast together") from None
+    # batch dimensions broadcast when, aligned from the right, each pair is equal or has a 1
+    for m, n in zip(reversed(av.shape[:-2]), reversed(bv.shape[:-2])):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{op}: batch dimensions of shapes {av.shape} and {bv.shape} "
+                             "cannot be broadcast together")
 
 
 def _rows(x: np.ndarray) -> np.ndarray:

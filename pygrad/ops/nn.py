@@ -14,6 +14,8 @@ from pygrad.tensor import Tensor
 def _one_axis(axis, xv: np.ndarray, op: str) -> int:
     if xv.ndim == 0:
         raise ValueError(f"{op}: needs a tensor of at least 1 dimension, got shape {xv.shape}")
+    if type(axis) is int and -xv.ndim <= axis < xv.ndim:   # the common case, checked quickly
+        return axis % xv.ndim
     if isinstance(axis, tuple) or axis is None:
         raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
     return normalize_axes(axis, xv.ndim, op, xv.shape)[0]
@@ -87,6 +89,18 @@ def _check_conv(kv: np.ndarray, xv: np.ndarray, stride, padding) -> None:
         fail("the kernel is larger than the (padded) input")
 
 
+CHUNK_BYTES = 2 ** 20          # im2col columns formed at a time: about a core's L2 cache
+
+
+class _Product:
+    """The matrix left @ right, not formed: `_ConvLayout.scatter` forms it chunk by chunk."""
+
+    def __init__(self, left: np.ndarray, right: np.ndarray, clear_wide: bool):
+        self.left, self.right, self.clear_wide = left, right, clear_wide
+        self.shape = (left.shape[0], right.shape[1])
+        self.dtype = np.result_type(left, right)
+
+
 class _ConvLayout:
     """Index arithmetic of the batch-last im2col used by conv2D.
 
@@ -95,7 +109,12 @@ class _ConvLayout:
     flat[c, (y*s + i)*Wp*B + (x*s + j)*B + b], so the whole im2col matrix is one strided view.
     With stride 1 the x range is widened to the full padded width Wp ("wide" columns, zeroed
     where x >= oW): every tap's columns are then one contiguous run of `flat`, and the
-    col2im scatter in backward becomes kH*kW contiguous adds."""
+    col2im scatter in backward becomes kH*kW contiguous adds.
+
+    The columns of output rows [y0, y1) are columns [y0*R, y1*R) of the matrix (R =
+    ow_cols*B), so the matrix can be formed, multiplied and scattered a few rows at a time
+    (`chunks`): each piece is used while it is still in cache instead of streaming a matrix of
+    kH*kW times the input's size through memory."""
 
     def __init__(self, xshape, kh, kw, stride, padding):
         batch, self.chans, height, width = xshape
@@ -108,6 +127,8 @@ class _ConvLayout:
         self.batch = batch
         self.tail = (kw - 1) * batch if self.wide else 0        # wide reads run past the end
         self.flat_size = self.hp * self.wp * batch + self.tail
+        self.ckk = self.chans * kh * kw
+        self.n_cols = self.oh * self.ow_cols * batch             # columns of the im2col matrix
 
     def to_flat(self, xv: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """(B, C, H, W) -> `flat` (C, Hp*Wp*B + tail), zero padded."""
@@ -131,32 +152,73 @@ class _ConvLayout:
                           strides=(flat.strides[0], row, b * item, s * row, s * b * item, item),
                           writeable=False)
 
+    def chunks(self, itemsize: int):
+        """(y0, y1, c0, c1) for consecutive output rows [y0, y1) and their columns [c0, c1),
+        as many rows as keep a chunk of the matrix near CHUNK_BYTES."""
+        per_row = self.ow_cols * self.batch
+        rows = max(1, min(self.oh, CHUNK_BYTES // max(1, self.ckk * per_row * itemsize)))
+        for y0 in range(0, self.oh, rows):
+            y1 = min(self.oh, y0 + rows)
+            yield y0, y1, y0 * per_row, y1 * per_row
+
+    def chunk_buffer(self, dtype) -> np.ndarray:
+        """A 1-D scratch buffer that holds any chunk of the matrix (`chunk_of`)."""
+        itemsize = np.dtype(dtype).itemsize
+        widest = max((c1 - c0 for _, _, c0, c1 in self.chunks(itemsize)), default=0)
+        return _scratch.take((self.ckk * widest,), dtype)
+
+    def chunk_of(self, buf: np.ndarray, c0: int, c1: int) -> np.ndarray:
+        """A contiguous (CKK, c1 - c0) view of the start of `buf`."""
+        return buf[:self.ckk * (c1 - c0)].reshape(self.ckk, c1 - c0)
+
+    def im2col(self, flat: np.ndarray, y0: int, y1: int, out: np.ndarray) -> np.ndarray:
+        """The columns of output rows [y0, y1) of the im2col matrix, copied into `out`
+        (CKK, columns), a contiguous array."""
+        taps = self.tap_view(flat)[:, :, :, y0:y1]
+        np.copyto(out.reshape(taps.shape), taps)
+        return out
+
     def clear_wide(self, m: np.ndarray) -> np.ndarray:
-        """Zero the columns with x >= oW of a (rows, oH*ow_cols*B) matrix (wide layout only)."""
+        """Zero the columns with x >= oW of a (rows, columns) piece of whole output rows of
+        the matrix (wide layout only)."""
         if self.wide and self.ow_cols != self.ow:
-            m.reshape(m.shape[0], self.oh, self.ow_cols, self.batch)[:, :, self.ow:, :] = 0
+            m.reshape(m.shape[0], -1, self.ow_cols, self.batch)[:, :, self.ow:, :] = 0
         return m
 
-    def scatter(self, g_cols: np.ndarray, dtype) -> np.ndarray:
-        """col2im: add each tap's columns (CKK, oH*ow_cols*B) back into a zero `flat`."""
+    def scatter(self, g_cols, dtype) -> np.ndarray:
+        """col2im: add each tap's columns (CKK, oH*ow_cols*B) back into a zero `flat`.
+        `g_cols` is that matrix, or a `_Product` standing for it, formed chunk by chunk."""
         flat = np.zeros((self.chans, self.flat_size), dtype=dtype)
-        taps = g_cols.reshape(self.chans, self.kh, self.kw, -1)
-        b = self.batch
+        if not isinstance(g_cols, _Product):
+            self._add_taps(flat, g_cols, 0, self.oh)
+            return flat
+        buf = self.chunk_buffer(g_cols.dtype)
+        for y0, y1, c0, c1 in self.chunks(np.dtype(g_cols.dtype).itemsize):
+            part = np.matmul(g_cols.left, g_cols.right[:, c0:c1], out=self.chunk_of(buf, c0, c1))
+            if g_cols.clear_wide:
+                self.clear_wide(part)
+            self._add_taps(flat, part, y0, y1)
+        _scratch.give(buf)
+        return flat
+
+    def _add_taps(self, flat: np.ndarray, cols: np.ndarray, y0: int, y1: int) -> None:
+        """Add the columns of output rows [y0, y1), `cols` (CKK, columns), into `flat`."""
+        taps = cols.reshape(self.chans, self.kh, self.kw, -1)
+        b, rows = self.batch, y1 - y0
         if self.wide:
-            n = taps.shape[-1]
+            n, first = taps.shape[-1], y0 * self.ow_cols * b
             for i in range(self.kh):
                 for j in range(self.kw):
-                    start = (i * self.wp + j) * b
+                    start = (i * self.wp + j) * b + first
                     flat[:, start:start + n] += taps[:, i, j]
         else:
             item, row = flat.itemsize, self.wp * b * flat.itemsize
             for i in range(self.kh):
                 for j in range(self.kw):
-                    start = (i * self.wp + j) * b
-                    target = as_strided(flat[:, start:], shape=(self.chans, self.oh, self.ow, b),
+                    start = (i * self.wp + j) * b + y0 * self.s * self.wp * b
+                    target = as_strided(flat[:, start:], shape=(self.chans, rows, self.ow, b),
                                         strides=(flat.strides[0], self.s * row, self.s * b * item, item))
-                    target += taps[:, i, j].reshape(self.chans, self.oh, self.ow, b)
-        return flat
+                    target += taps[:, i, j].reshape(self.chans, rows, self.ow, b)
 
 
 @tensor_method("conv2D")
@@ -166,7 +228,8 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     kernel (1 or B, outC, inC, kH, kW), x (B, inC, H, W) -> (B, outC, oH, oW) with
     oH = (H + 2 padding - kH) // stride + 1. A kernel with leading 1 is shared by the batch
     and its gradient summed over it; the input gradient sums over output channels.
-    Implemented as im2col (one strided copy) and one GEMM per direction."""
+    Implemented as im2col (strided copies) and GEMMs; for a shared kernel, a few output rows
+    at a time (`_ConvLayout.chunks`)."""
     n_k, n_x = isinstance(kernel, Tensor), isinstance(x, Tensor)
     kernel, kv = operand(kernel, "conv2D")
     x, xv = operand(x, "conv2D")
@@ -177,52 +240,68 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     lay = _ConvLayout(xv.shape, kv.shape[3], kv.shape[4], int(stride), int(padding))
     ckk = kv[0, 0].size
     dtype = np.result_type(kv, xv)
+    item = xv.dtype.itemsize
     flat = lay.to_flat(xv, _scratch.take((xv.shape[1], lay.flat_size), xv.dtype))
-    taps = lay.tap_view(flat)
-    cols = _scratch.take((ckk, taps[0, 0, 0].size), taps.dtype)            # (CKK, N), im2col
-    np.copyto(cols.reshape(taps.shape), taps)
-    _scratch.give(flat)
     # The wide columns (x >= oW) hold neighbouring pixels and only ever meet zero gradients;
     # they need clearing only when a non-finite value would make 0 * inf a nan.
-    if not np.isfinite(xv).all():
-        lay.clear_wide(cols)
+    finite_x = bool(np.isfinite(xv).all())
     if shared:
+        # im2col and GEMM a few output rows at a time; `flat` stays for backward, which forms
+        # the same chunks again
         k2 = kv.reshape(out_c, ckk)
-        out = k2 @ cols                                                   # (outC, N)
+        out = np.empty((out_c, lay.n_cols), dtype)                          # (outC, N)
+        buf = lay.chunk_buffer(xv.dtype)
+        for y0, y1, c0, c1 in lay.chunks(item):
+            np.matmul(k2, lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1)), out=out[:, c0:c1])
+        _scratch.give(buf)
         value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
+        held = flat
     else:
+        taps = lay.tap_view(flat)
+        cols = _scratch.take((ckk, lay.n_cols), taps.dtype)                 # (CKK, N), im2col
+        np.copyto(cols.reshape(taps.shape), taps)
+        _scratch.give(flat)
+        if not finite_x:
+            lay.clear_wide(cols)
         k2 = kv.reshape(batch, out_c, ckk)
         cols_b = cols.reshape(ckk, -1, batch).transpose(2, 0, 1)          # (B, CKK, oH*ow_cols)
         out = np.matmul(k2, cols_b)                                       # (B, outC, oH*ow_cols)
         value = out.reshape(batch, out_c, lay.oh, lay.ow_cols)[..., :lay.ow]
+        held = cols
 
     def backward(g):
         g_wide = _scratch.take((out_c, lay.oh, lay.ow_cols, batch), np.result_type(g, dtype))
         g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
-        g_flat = g_wide.reshape(out_c, -1)                                # (outC, N)
+        g_all = g_wide.reshape(out_c, -1)                                 # (outC, N)
         if shared:
             if n_k:
-                # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
-                gk = (cols @ g_flat.T).T
-                kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
-            if n_x:
-                g_cols = _scratch.take((ckk, g_flat.shape[1]), np.result_type(k2, g_flat))
-                np.matmul(k2.T, g_flat, out=g_cols)                        # (CKK, N)
+                gk_sum = np.zeros(kv.shape, np.result_type(xv, g_all))
+                buf = lay.chunk_buffer(xv.dtype)
+                for y0, y1, c0, c1 in lay.chunks(item):
+                    cols = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
+                    if not finite_x:
+                        lay.clear_wide(cols)
+                    g_flat = g_all[:, c0:c1]
+                    # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
+                    gk = (cols @ g_flat.T).T
+                    gk_sum += gk.reshape(kv.shape)
+                _scratch.give(buf)
+                kernel._add_grad(gk_sum.astype(kv.dtype, copy=False))
+            if n_x:   # the column gradients k2.T @ g, formed chunk by chunk by the scatter
+                g_cols = _Product(k2.T, g_all, clear_wide=not np.isfinite(kv).all())
         else:
-            g_b = g_flat.reshape(out_c, -1, batch).transpose(2, 0, 1)      # (B, outC, M)
+            g_b = g_all.reshape(out_c, -1, batch).transpose(2, 0, 1)       # (B, outC, M)
             if n_k:
                 gk = np.matmul(g_b, cols_b.transpose(0, 2, 1))
                 kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
             if n_x:
                 g_cols = np.matmul(k2.transpose(0, 2, 1), g_b).transpose(1, 2, 0).reshape(ckk, -1)
+                if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
+                    lay.clear_wide(g_cols)
         if n_x:
-            if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
-                lay.clear_wide(g_cols)
             gx = lay.from_flat(lay.scatter(g_cols, dtype))
             x._add_grad(gx.astype(xv.dtype, copy=False))
-            if shared:
-                _scratch.give(g_cols)
         _scratch.give(g_wide)
-    _scratch.give_when_gone(backward, cols)   # the only holder of cols
+    _scratch.give_when_gone(backward, held)   # the only holder of flat (shared kernel) or cols
     return result(value, (kernel, x), backward)

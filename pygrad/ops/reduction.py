@@ -14,10 +14,12 @@ from pygrad.tensor import Tensor
 
 
 def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
-    """`g`, a reduction's output gradient, broadcast back to the input `shape`."""
+    """`g`, a reduction's output gradient, broadcast back to the input `shape` in a new array."""
     if not keepdims:
-        g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, shape)
+        g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g
+    return out
 
 
 @tensor_method("sum")
@@ -27,8 +29,9 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 -
     axes = normalize_axes(axis, xv.ndim, "sum", xv.shape)
 
     def backward(g):
-        x._add_grad(_expand(g, axes, keepdims, xv.shape).copy())
-    return result(np.sum(xv, axis=axes, keepdims=keepdims), (x,), backward)
+        x._add_grad(_expand(g, axes, keepdims, xv.shape))
+    # np.add.reduce is np.sum for an ndarray, without np.sum's Python-level dispatch
+    return result(np.add.reduce(xv, axis=axes, keepdims=keepdims), (x,), backward)
 
 
 @tensor_method("mean")
@@ -39,7 +42,7 @@ def mean(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
     count = math.prod(xv.shape[a] for a in axes)
 
     def backward(g):
-        x._add_grad(_expand(g / count, axes, keepdims, xv.shape).copy())
+        x._add_grad(_expand(g / count, axes, keepdims, xv.shape))
     return result(np.mean(xv, axis=axes, keepdims=keepdims), (x,), backward)
 
 
