@@ -233,8 +233,8 @@ MUTANTS = (
        'exponent gives the exponent a float64 gradient of float32 accuracy. Shows only for operands '
        'of different float dtypes.'),
     _m('sum_keepdims_dims_appended', 'ops/reduction.py', 'sum', 'grad',
-       '        g = np.expand_dims(g, axes)\n    return np.broadcast_to(g, shape)\n',
-       '        g = g.reshape(g.shape + (1,) * len(axes))\n    return np.broadcast_to(g, shape)\n',
+       '        g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))\n',
+       '        g = g.reshape(g.shape + (1,) * len(axes))\n',
        'sum and mean with keepdims=False restore the reduced axes at the end instead of in their '
        'places: right for trailing axes, silently transposed on square shapes and an error otherwise.'),
     _m('walk_revisits_shared_intermediates', 'tensor.py', 'engine', 'grad',
