@@ -278,6 +278,8 @@ def run_property(strategy, test: str) -> None:
     examples = session.fixed_examples()
     fixed = {} if examples is None else {"max_examples": examples, "suppress_health_check": list(HealthCheck)}
     first = settings(**fixed)(given(strategy)(body)) if fixed else given(strategy)(body)
+    if session.hypothesis_seed() is not None:
+        first = seed(session.hypothesis_seed())(first)
     later = settings(derandomize=False, **fixed)(given(strategy)(body))   # each later round: its own seed
     found = []
     for rounds in range(MAX_ROUNDS):

@@ -12,10 +12,11 @@ once pygrad is installed).
   Inside a hypothesis test, an example at a kink (`KinkError`: finite differences cannot
   judge it) is rejected with `hypothesis.reject()`, as the suite does with examples its
   oracles cannot judge, instead of failing; outside one it raises.
-- the hypothesis profiles `dev`, `ci`, `thorough` (`reference.profiles`) are registered; one
-  is loaded only when `HYPOTHESIS_PROFILE` names it, so the plugin changes nothing for a
-  project that does not ask for them. This module imports neither torch nor pygrad: the
-  fixtures do, on first use.
+- when `HYPOTHESIS_PROFILE` names one of the hypothesis profiles `dev`, `ci`, `thorough`
+  (`reference.profiles`), they are registered and that one is loaded; otherwise the plugin
+  changes nothing for a project and imports nothing heavy: not hypothesis (call
+  `reference.profiles.register()` to use the profiles by name), nor torch or pygrad, which
+  the fixtures import on first use.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import pytest
 
 def pytest_configure(config):
     from reference import profiles
-    profiles.load(default=None)
+    if not profiles.in_xdist_controller(config):
+        profiles.load(default=None)
 
 
 def _rejecting_kinks(check):

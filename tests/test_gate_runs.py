@@ -2,6 +2,7 @@
 subprocess, with its pytest-xdist workers.
 
 What they prove (DESIGN.md, "The gate's interface"):
+- the machine's other pytest plugins and PYTEST_ADDOPTS do not reach the gate's pytest;
 - a run on correct pygrad exits 0 with the contract's JSON report, a row per registry row and
   every condition reached; `--examples N` with one seed is replayed exactly (apart from
   timings), whatever the number of workers;
@@ -101,6 +102,23 @@ def test_correct_pygrad_passes_and_examples_replay_exactly(tmp_path, registry_ro
     differ = {k for k in a if a[k] != b.get(k)} | (set(b) - set(a))
     assert not differ, f"--examples with one seed gave different reports in {sorted(differ)}: " + \
         str([(x, y) for x, y in zip(a["ops"], b["ops"]) if x != y][:3])
+
+
+def test_the_machines_pytest_setup_does_not_reach_the_gate(tmp_path):
+    """Another pytest plugin installed beside pygrad (here one that fails at import) and
+    PYTEST_ADDOPTS belong to the user's pytest, not to the gate's: the gate runs as without them."""
+    site = tmp_path / "site"
+    dist = site / "stray_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "stray_plugin.py").write_text("raise RuntimeError('a stray pytest plugin was loaded')\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stray-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\nstray = stray_plugin\n")
+    env = {**user_env(site), "PYTEST_ADDOPTS": "--no-such-option"}
+    plain = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    assert plain.returncode != 0 and "stray pytest plugin" in plain.stdout + plain.stderr, "the set-up is not live"
+    r = gate(["--examples", "1", "--only", "add", "-n", "1", "--seed", SEED], cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "no failures" in r.output, r.output[-3000:]
 
 
 def test_shards_merge_into_one_coverage_pass(tmp_path, registry_rows, coverage_cases):

@@ -495,6 +495,23 @@ def test_a_users_test_file_with_the_plugin(pytester, profile, examples):
     assert f"PROFILE {examples}" in out      # the plugin loads a profile only when asked to
 
 
+def test_the_plugin_imports_nothing_heavy_in_a_project_that_does_not_use_it(pytester):
+    """Installed, the plugin is active in every pytest run of the environment: without
+    HYPOTHESIS_PROFILE it must not cost a project hypothesis', torch's or pygrad's import."""
+    pytester.makepyfile(test_other="""
+import sys
+
+def test_nothing_heavy_imported():
+    assert not {"hypothesis", "torch", "pygrad"} & set(sys.modules), sorted(sys.modules)
+""")
+    env = {**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("HYPOTHESIS_PROFILE", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.pytest_plugin", "-q",
+                           "-p", "no:cacheprovider", "test_other.py"], cwd=pytester.path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert "1 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_the_example_runs_and_prints_the_caught_rule():
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_op.py")], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=300)

@@ -201,11 +201,28 @@ def suite_dir() -> Path:
     return Path(reference.suite.__file__).resolve().parent
 
 
-def pytest_command(workers: int, seed: int) -> list:
+# pytest plugins of a gate run, by entry-point name; nothing else is loaded (see gate_environment)
+PLUGINS = ("xdist", "hypothesispytest", "timeout", "reference.gate.plugin")
+
+
+def pytest_command(workers: int) -> list:
+    """pytest over the shipped suite. The seed goes by environment (see session.hypothesis_seed),
+    not `--hypothesis-seed`: that option would have xdist's controller import hypothesis, which
+    it never uses, before it starts the workers."""
     suite = suite_dir()
+    plugins = [arg for name in PLUGINS for arg in ("-p", name)]
     return [sys.executable, "-m", "pytest", str(suite), "-c", str(suite / "gate.ini"), "--rootdir", str(suite),
-            "-p", "reference.gate.plugin", "-n", str(workers), f"--hypothesis-seed={seed}", "-q", "--no-header",
-            "-W", "ignore::DeprecationWarning"]
+            *plugins, "-n", str(workers), "-q", "--no-header", "-W", "ignore::DeprecationWarning"]
+
+
+def gate_environment() -> dict:
+    """The environment of the gate's pytest: this one, except what would make the run depend
+    on the machine's pytest set-up: the other pytest plugins installed (pytest-randomly would
+    reorder and reseed, others add start-up and exit time), PYTEST_ADDOPTS, and the identity
+    of an xdist worker the gate may have been started from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
 
 
 def _interrupt(signum, frame):
@@ -223,8 +240,7 @@ def run(args, console: Console) -> int:
                   + (f", shard {shard[0]}/{shard[1]}" if shard != (1, 1) else "")
                   + (f", only {' '.join(only)}" if only else ""))
     with tempfile.TemporaryDirectory(prefix="pygrad-check-") as tmp:
-        # a gate started from inside a pytest-xdist worker must not pass that worker's identity on
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+        env = gate_environment()
         env.update({session.ENV_DIR: tmp, session.ENV_START: repr(start), session.ENV_SEED: str(seed),
                     session.ENV_ONLY: ",".join(only), session.ENV_SHARD: f"{shard[0]}/{shard[1]}",
                     session.ENV_TIMEOUT: repr(args.example_timeout), session.ENV_EXAMPLES: str(args.examples or ""),
@@ -235,7 +251,7 @@ def run(args, console: Console) -> int:
         previous = signal.signal(signal.SIGTERM, _interrupt)
         interrupted, cut = False, False
         with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(pytest_command(args.workers, seed + 1000003 * (shard[0] - 1)), cwd=tmp, env=env,
+            proc = subprocess.Popen(pytest_command(args.workers), cwd=tmp, env=env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             stream = Stream(Path(tmp))
             try:

@@ -72,6 +72,13 @@ def shard() -> tuple:
     return int(i), int(n)
 
 
+def hypothesis_seed() -> int | None:
+    """The seed of each random test's first round: --seed, moved along for each --shard so
+    shards draw different examples (None outside a gate run)."""
+    text = os.environ.get(ENV_SEED, "")
+    return int(text) + 1000003 * (shard()[0] - 1) if text else None
+
+
 def example_timeout() -> float:
     return float(os.environ.get(ENV_TIMEOUT, "") or DEFAULT_TIMEOUT)
 
