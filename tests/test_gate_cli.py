@@ -373,6 +373,10 @@ def test_merge_command_refuses_what_is_not_one_run(tmp_path, capsys):
     other_seed = _write(tmp_path, [dict(shards[2], seed=8)])
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{not json")
+    a_list = tmp_path / "a_list.json"
+    a_list.write_text("[1, 2]")
+    no_ops = tmp_path / "no_ops.json"
+    no_ops.write_text(json.dumps({k: v for k, v in shards[2].items() if k != "ops"}))
     a_dir = tmp_path / "a_dir"
     a_dir.mkdir()
     out = tmp_path / "merged.json"
@@ -382,7 +386,9 @@ def test_merge_command_refuses_what_is_not_one_run(tmp_path, capsys):
         ([good[0], good[1], *other_seed], "differentseeds"),
         ([good[0], good[1], str(tmp_path / "missing.json")], "missing.jsonisnotafile"),
         ([good[0], good[1], str(a_dir)], "isnotafile"),
-        ([good[0], good[1], str(bad_json)], "merge:"),
+        ([good[0], good[1], str(bad_json)], "bad.jsonisnotaJSONreportofpygrad-check"),
+        ([good[0], good[1], str(a_list)], "a_list.jsonisnotareportofpygrad-check(nobudget_s"),
+        ([good[0], good[1], str(no_ops)], "no_ops.jsonisnotareportofpygrad-check(noops)"),
     ]
     for paths, says in cases:
         assert cli.main(["merge", *paths, "--json", str(out)]) == 2, paths

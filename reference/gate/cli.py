@@ -358,6 +358,10 @@ def finish(args, console, records, seed, shard, elapsed, returncode, interrupted
     return status
 
 
+# the fields of the report's contract (DESIGN.md) that a merge reads
+REPORT_FIELDS = frozenset({"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"})
+
+
 def run_merge(args, console: Console) -> int:
     for p in args.reports:
         if not p.is_file():
@@ -365,10 +369,18 @@ def run_merge(args, console: Console) -> int:
     check_writable(args.json, "--json")
     check_writable(args.markdown, "--markdown")
     check_writable(args.out, "--out", directory=True)
+    docs = []
+    for p in args.reports:
+        try:
+            docs.append(json.loads(p.read_text(encoding="utf-8")))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"merge: {p} is not a JSON report of pygrad-check ({e})") from e
+        missing = REPORT_FIELDS - set(docs[-1]) if isinstance(docs[-1], dict) else REPORT_FIELDS
+        if missing:
+            raise UsageError(f"merge: {p} is not a report of pygrad-check (no {', '.join(sorted(missing))})")
     try:
-        docs = [json.loads(p.read_text(encoding="utf-8")) for p in args.reports]
         merged = report.merge(docs)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"merge: {e}") from e
     status, verdict = report.merged_status(merged)
     merged.update({"exit_status": status, "verdict": verdict})
