@@ -95,7 +95,10 @@ def pow(a, b) -> Tensor:  # noqa: A001 - the op's name
     a, av, na, b, bv, nb, value = _forward("pow", np.power, a, b)
 
     if not nb and np.ndim(bv) == 0:
-        p = bv
+        # a Python number stays one (NumPy computes with it in a's dtype, as torch does); a
+        # NumPy 0-D exponent joins the result's dtype first, so a float32 exponent's p - 1 is
+        # not rounded to float32 on the way to a float64 base's gradient
+        p = bv if type(bv) in (int, float) else value.dtype.type(bv)
 
         def backward(g):
             if na:

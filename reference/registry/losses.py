@@ -37,6 +37,16 @@ def kept_rows(target: np.ndarray) -> np.ndarray:
     return ~end | first_end
 
 
+def _cce_kinks(operands, args):
+    """mask=True: which rows count jumps where a target row's first entry ties with its
+    largest other entry (a tie is class 0: every implementation takes argmax's first index)."""
+    target = np.asarray(operands[1])
+    if not args["mask"] or target.shape[-1] < 2:
+        return []
+    gap = target[..., 0] - np.max(target[..., 1:], axis=-1)
+    return [(gap, gap == 0)]
+
+
 def _cce_rows(target, mask):
     b, n, _ = np.shape(target)
     keep = kept_rows(target) if mask else np.ones((b, n), dtype=bool)
@@ -213,7 +223,7 @@ class BinaryCrossEntropyRule(Rule):
 
 CCE = OpSpec(name="CCELoss", arity=2, code="CCELoss()({0}, {1}{targs})", torch=torch_cce, numpy=numpy_cce,
              rule=CrossEntropyRule(), kwargs=("mask",), defaults={"mask": False},
-             domain=lambda args: ("real", "simplex"), out_abs=_cce_out_abs, bwd_abs=_cce_bwd_abs,
+             domain=lambda args: ("real", "simplex"), kinks=_cce_kinks, out_abs=_cce_out_abs, bwd_abs=_cce_bwd_abs,
              computes_in=lambda dtypes: dtypes[0],
              in_programs=False, array_operands=False, row="loss:CCELoss",
              notes="logits (B, n, w); one-hot or probability targets; mask=True ignores padding rows")

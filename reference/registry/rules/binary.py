@@ -38,7 +38,8 @@ class Broadcast(Rule):
                Sample(((2, 3), (3,)), dtypes=("float32", "float64")),
                Sample(((2, 3), (3,)), dtypes=("float64", "float32")),
                Sample(((2, 3), (2, 3)), dtypes=("float64", "float32")),
-               Sample(((2, 3), (3,)), arrays=(1,)), Sample(((2, 3), (2, 3)), dtypes=("float32", "float64"), arrays=(1,))]
+               Sample(((2, 3), (3,)), arrays=(1,)), Sample(((2, 3), (2, 3)), dtypes=("float32", "float64"), arrays=(1,)),
+               Sample(((2, 3), ()), dtypes=("float64", "float32"), arrays=(1,))]
         return out
 
     def error_inputs(self, spec):
