@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks import ops, training
 from benchmarks.registry import Bench
-from benchmarks.training import BATCH, HIDDEN, IN, LR, OUT
+from benchmarks.training import BATCH, IN, LR, OUT
 
 
 # ----------------------------------------------------------------- elementwise chain
