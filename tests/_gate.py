@@ -95,26 +95,25 @@ def _stat(pid: int) -> list | None:
     return text.rsplit(")", 1)[1].split()   # [state, ppid, pgrp, session, ...]
 
 
-def children(pid: int) -> list:
-    """Live processes whose parent is `pid`."""
+def _live(field: int, value: int) -> list:
+    """Live processes (not zombies) whose /proc stat field `field` (1 ppid, 2 pgrp) is `value`."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             st = _stat(int(entry))
-            if st is not None and int(st[1]) == pid and st[0] not in "ZX":
+            if st is not None and int(st[field]) == value and st[0] not in "ZX":
                 out.append(int(entry))
     return out
+
+
+def children(pid: int) -> list:
+    """Live processes whose parent is `pid`."""
+    return _live(1, pid)
 
 
 def group_members(pgid: int) -> list:
     """Processes of process group `pgid` that are still running (not zombies)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st is not None and int(st[2]) == pgid and st[0] not in "ZX":
-                out.append(int(entry))
-    return out
+    return _live(2, pgid)
 
 
 def wait_until(predicate, timeout: float, step: float = 0.1):
