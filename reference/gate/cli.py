@@ -148,12 +148,12 @@ def validate(args) -> None:
             raise UsageError(f"--only: unknown op(s) or row(s) {', '.join(unknown)}; known: "
                              f"{', '.join(list(OPS) + rows())}")
     if args.mutants is not None or args.ci_subset or args.focused or args.together:
-        from reference.selftest import mutants
+        from reference.selftest import catalogue
         if args.mutants is None:
             raise UsageError("--ci-subset, --focused and --together go with --mutants")
         if args.together and len(args.mutants) < 2:
             raise UsageError("--together needs two or more mutants named")
-        bad = sorted(set(args.mutants) - set(mutants.BY_NAME))
+        bad = sorted(set(args.mutants) - set(catalogue.BY_NAME))
         if bad:
             raise UsageError(f"--mutants: unknown mutant(s) {', '.join(bad)}")
     check_writable(args.json, "--json")

@@ -1,4 +1,7 @@
-"""The self-test: the gate must fail on every deliberately broken pygrad (`mutants`, `run`)."""
-# `mutants` defines Mutant before it builds the catalogue from `catalogue`, whose entries need
-# Mutant: importing it first lets `import reference.selftest.catalogue` work on its own too.
-from reference.selftest import mutants  # noqa: F401,E402
+"""The self-test: the gate must fail on every deliberately broken pygrad.
+
+Layers, each importing only those below it: `mutants` (the mutant types and how one is
+applied to a copy of the project), `catalogue` (the hand-written mutants) and `generate`
+(mutants derived from pygrad's source), `probes` and `classify` (what a mutant changes,
+without the gate), `run` and `generated` (the gate on each mutant: the `--mutants` mode).
+"""
