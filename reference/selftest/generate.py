@@ -399,5 +399,14 @@ def _mutant(file, qualname, operator, node, parent, stmt, new, lines, seen_ids) 
     col, end_col = _char_col(lines, line, node.col_offset), _char_col(lines, end_line, node.end_col_offset)
     original = "".join(lines[line - 1:end_line])
     original = original[col:len(original) - len(lines[end_line - 1]) + end_col]
-    return GeneratedMutant(name, file, qualname, operator, line, col, end_line, end_col, stmt.lineno, original,
-                           _replacement_text(new, node, parent))
+    return GeneratedMutant(name, file, qualname, operator, line, col, end_line, end_col, stmt.lineno,
+                           _header_end(stmt), original, _replacement_text(new, node, parent))
+
+
+def _header_end(stmt: ast.stmt) -> int:
+    """The last line of a simple statement, or of a compound statement's header."""
+    header = [getattr(stmt, f) for f in ("test", "iter", "target", "items", "context_expr") if getattr(stmt, f, None)]
+    if isinstance(stmt, (ast.If, ast.While, ast.For, ast.With, ast.Try)) or hasattr(stmt, "body"):
+        nodes = [n for h in header for n in (h if isinstance(h, list) else [h])]
+        return max((getattr(n, "end_lineno", None) or stmt.lineno for n in nodes), default=stmt.lineno)
+    return stmt.end_lineno

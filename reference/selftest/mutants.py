@@ -82,7 +82,8 @@ class GeneratedMutant:
     col: int
     end_line: int
     end_col: int
-    statement_line: int  # first line of the statement that holds the change (reached when it runs)
+    statement_line: int  # the lines of the statement (of a compound one: its header) that holds the
+    statement_end: int   # change: one of them runs whenever the change can
     original: str
     replacement: str
     row: str = ""        # filled by classification: the report rows whose code runs it (--focused)
