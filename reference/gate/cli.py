@@ -155,10 +155,11 @@ def validate(args) -> None:
         if unknown:
             raise UsageError(f"--only: unknown op(s) or row(s) {', '.join(unknown)}; known: "
                              f"{', '.join(list(OPS) + rows())}")
-    if args.mutants is not None or args.ci_subset or args.focused or args.together or args.generated:
+    if (args.mutants is not None or args.ci_subset or args.focused or args.together or args.generated
+            or args.sample is not None):
         from reference.selftest import catalogue
         if args.mutants is None:
-            raise UsageError("--ci-subset, --focused, --together and --generated go with --mutants")
+            raise UsageError("--ci-subset, --focused, --together, --generated and --sample go with --mutants")
         if args.generated:
             if args.ci_subset or args.together:
                 raise UsageError("--generated does not go with --ci-subset or --together")

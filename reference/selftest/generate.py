@@ -110,24 +110,26 @@ def _rule_scope(trees: dict) -> dict:
                     for item in top.body:
                         if isinstance(item, ast.FunctionDef):
                             defs[(file, f"{top.name}.{item.name}")] = item
-    gradient = {(file, q): n for file, tree in trees.items() for q, n in _functions(tree)
+    # keyed by node too: one function may define two closures of one name (pow's two rules)
+    gradient = {(file, q, id(n)): n for file, tree in trees.items() for q, n in _functions(tree)
                 if q.endswith(".backward") or q == "backward"}
     changed = True
     while changed:
         changed = False
         inside = _names_in(gradient.values())
-        for key, node in defs.items():
+        for (file, q), node in defs.items():
+            key = (file, q, id(node))
             if key in gradient or node.name not in inside:
                 continue
             skip = {id(n) for n in gradient.values()} | {id(node)}
             if node.name not in _names_outside(trees.values(), skip):
                 gradient[key] = node
                 if isinstance(node, ast.ClassDef):
-                    gradient.update({(key[0], f"{node.name}.{m.name}"): m for m in node.body
+                    gradient.update({(file, f"{node.name}.{m.name}", id(m)): m for m in node.body
                                      if isinstance(m, ast.FunctionDef)})
                 changed = True
     scope = {}
-    for (file, q), node in gradient.items():
+    for (file, q, _), node in gradient.items():
         if not isinstance(node, ast.ClassDef):
             scope.setdefault(file, []).append((q, node))
     return scope

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.selftest.probes import Case, compare, side
+from reference.selftest.probe_base import Case, compare, side
 
 F32, F64 = np.float32, np.float64
 DTYPES = ((F64, F64), (F32, F32), (F32, F64), (F64, F32))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.selftest.probe_ops import F64, _backward, _draw, check
-from reference.selftest.probes import Case, compare, side
+from reference.selftest.probe_base import Case, compare, side
 
 
 def _holds(what: str, ok: bool):
