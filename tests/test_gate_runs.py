@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from reference.gate.report import without_timings
-from reference.selftest.mutants import BY_NAME, Mutant, apply, patched_source
+from reference.selftest.catalogue import BY_NAME
+from reference.selftest.mutants import Mutant, apply, patched_source
 from tests._gate import (CHECK_KINDS, CONTRACT_FIELDS, EXTRA_FIELDS, FAILURE_CONTRACT_FIELDS, REPO, ROW_FIELDS,
                          TIMEOUT, children, gate, group_members, kill_group, report, rows_of, user_env, wait_until)
 
