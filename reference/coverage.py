@@ -14,13 +14,13 @@ import numpy as np
 
 from reference.cases import DeepGraphCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
 from reference.checks.engine import DEEP_STEPS
-from reference.checks.module import ModuleCalls
+from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
-from reference.nets import ModuleSpec, complete, make_batch, shapes
-from reference.program import Input, Node, single_op, with_loss
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
+from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, Layer,
                                 rows, spec_of)
-from reference.strategies.values import simplex_rows
+from reference.values import simplex_rows
 
 
 def _seed(*parts) -> int:

@@ -25,8 +25,8 @@ from reference.registry.losses import ModuleLoss
 from reference.registry.optimizers import COMMON, OptimizerSpec
 from reference.registry.rules import ELEMENTWISE
 from reference.registry.spec import OpSpec
-from reference.strategies.modules import module_specs, train_cases
-from reference.strategies.programs import op_cases, programs
+from reference.generators.modules import module_specs, train_cases
+from reference.generators.programs import op_cases, programs
 
 DESIGN_OPS = {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
               "__pow__", "__rpow__", "__neg__", "__matmul__", "__rmatmul__", "sum", "mean", "std", "reshape",
@@ -158,7 +158,7 @@ def test_listing_names_every_row_and_property():
 def test_tolerance_floor_is_a_sound_lower_bound():
     """Whatever the spread, the full tolerance is at least the floor the cheap path uses."""
     case = coverage.sample_case(OPS["matmul"], 0)
-    from reference.compare import Oracle
+    from reference.oracles.oracle import Oracle
     oracle = Oracle(case.program, case.values, case.seed)
     for name in case.program.graded:
         cheap, full = oracle.grad_tols(name)

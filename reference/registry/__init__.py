@@ -14,7 +14,8 @@ from reference.registry.layers import LAYERS, Layer, LayerSpec, LayerUse, SpecEr
 from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
 from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
-from reference.registry.spec import DTYPES, U, Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
+from reference.numerics import DTYPES, U
+from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
 
 MODULE_ROW = "module"
 ENGINE_ROW = "engine"

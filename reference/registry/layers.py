@@ -237,7 +237,7 @@ def _softmax_axis_ok(layer, shape, earlier):
 
 def _dropout_alone():
     from reference.cases import DropoutCase
-    from reference.checks.layers import DropoutRun
+    from reference.checks.layer_alone import DropoutRun
     return [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
 
 

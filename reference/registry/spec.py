@@ -14,10 +14,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-# Unit roundoff of each float dtype: the scale of every per-dtype tolerance.
-U = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
-DTYPES = tuple(U)
-
 
 @dataclass(frozen=True)
 class Use:

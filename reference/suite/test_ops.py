@@ -7,7 +7,7 @@ import pytest
 
 from reference.harness import prop, run_property
 from reference.registry import LOSS_OPS, OPS, spec_of
-from reference.strategies.programs import op_cases
+from reference.generators.programs import op_cases
 
 OP_NAMES = sorted(OPS) + sorted(LOSS_OPS)
 

@@ -3,7 +3,7 @@ import pytest
 
 from reference.harness import prop, run_property
 from reference.registry import OPTIMIZERS
-from reference.strategies.modules import train_cases
+from reference.generators.modules import train_cases
 
 
 def _rows(name):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from reference.harness import prop, run_property
 from reference.registry import DTYPES, ENGINE_ROW, OPS
-from reference.strategies.programs import programs
+from reference.generators.programs import programs
 
 
 def _rows(**params):

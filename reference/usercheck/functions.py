@@ -1,22 +1,22 @@
-"""Checks of users' own code: `gradcheck` for a function of Tensors (and the helpers it shares
-with `reference.modulecheck`'s `check_module` for a Module).
+"""`gradcheck` for a function of Tensors (and the helpers it shares with
+`reference.usercheck.modules`' `check_module` for a Module).
 
-Both apply the suite's oracles and tolerance rule to code the suite has never seen: the
-gradient against central finite differences in float64 (`reference.fdcheck`, the rule of
-`checks.program.check_fd`, kinks found by the stencil), values and gradients against an
-optional PyTorch twin (`reference.compare`'s rule: SAFETY * (spread + u |T| + tiny)), and for
-a Module the properties `checks.module` checks on random Modules.
+Both apply the suite's tolerance rule to code the suite has never seen: the gradient against
+central finite differences in float64 (`reference.usercheck.point`, the rule of
+`checks.programs.check_fd`, kinks found by the stencil), values and gradients against an
+optional PyTorch twin (`reference.numerics.tolerance`: SAFETY * (spread + u |T| + tiny)),
+and for a Module the properties `checks.module_calls` checks on random Modules.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
-from reference.compare import SAFETY, tiny
-from reference.fdcheck import (COORDINATES, GradcheckError, GradientMismatch, KinkError, Point, ValueMismatch,
-                               check_point, noise, resolution, unit, worst)
+from reference.numerics import tolerance, unit
+from reference.usercheck.errors import GradientMismatch, ValueMismatch
+from reference.usercheck.noise import noise, resolution, worst
+from reference.usercheck.point import COORDINATES, Point, check_point
 
-__all__ = ["gradcheck", "GradcheckError", "GradientMismatch", "ValueMismatch", "KinkError"]
+__all__ = ["gradcheck"]
 
 
 def index_of(shape: tuple, flat: int) -> tuple:
@@ -30,10 +30,9 @@ def describe(name: str, t) -> str:
 def tolerances(want: np.ndarray, dtype, spread_of, res: float = 0.0):
     """The suite's tolerances of `want` (an exact float64 reference) for a result of
     `dtype`, cheapest first: the floor SAFETY (u |want| + tiny), then with the spread (the
-    measured noise). `res`: the resolution of a lower-precision computation (`fdcheck`)."""
-    u, t = unit(dtype), tiny(np.dtype(dtype).name)
-    yield SAFETY * (u * np.abs(want) + t + res)
-    yield SAFETY * (spread_of() + u * np.abs(want) + t + res)
+    measured noise). `res`: the resolution of a lower-precision computation (`noise.resolution`)."""
+    yield tolerance(want, dtype, 0.0, res)
+    yield tolerance(want, dtype, spread_of(), res)
 
 
 def check_ints(who: str, **values) -> None:
@@ -57,7 +56,7 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
     central finite differences of L in float64 -- fn runs on float64 copies of the inputs,
     also for float32 inputs, whose float32 gradient gets float32's tolerance -- along a
     random direction and along every coordinate when the inputs have at most `coordinates`
-    entries, under the suite's tolerance rule (see `reference.fdcheck`). With `torch_fn`
+    entries, under the suite's tolerance rule (see `reference.usercheck.point`). With `torch_fn`
     (the same function of torch tensors), fn's value and gradients are also compared with
     PyTorch's in float64; `fd=False` then skips finite differences (e.g. at a kink, where
     torch defines the derivative).
@@ -113,7 +112,7 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
     _, grads = run()
 
     def spreads():
-        """The rounding noise of fn's value and gradients (`fdcheck.noise`)."""
+        """The rounding noise of fn's value and gradients (`noise.noise`)."""
         def f(arrays):
             value, gs = run(arrays[:-1], arrays[-1:])
             return [value] + gs
@@ -152,9 +151,9 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
 
 def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, measure) -> None:
     """fn's value and gradients against torch_fn's, in float64, under the suite's rule. The
-    spread is the measured rounding noise (`fdcheck.noise`) of pygrad's computation plus that
+    spread is the measured rounding noise (`noise.noise`) of pygrad's computation plus that
     of torch_fn's (a float64 twin rounds too: a max-shifted exp amplifies it); a gradient is
-    also allowed the resolution of its precision (`fdcheck.resolution`: the bound the finite
+    also allowed the resolution of its precision (`noise.resolution`: the bound the finite
     difference comparison carries through its roundoff term), since rounding hidden behind
     a saturated intermediate shows in neither noise."""
     import torch

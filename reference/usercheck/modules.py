@@ -12,15 +12,12 @@ import copy as copymod
 
 import numpy as np
 
-from reference.fdcheck import COORDINATES, GradcheckError, Point, check_point, noise, worst
-from reference.usercheck import check_ints, describe, index_of, not_finite, tolerances
+from reference.usercheck.errors import ModuleCheckError
+from reference.usercheck.functions import check_ints, describe, index_of, not_finite, tolerances
+from reference.usercheck.noise import noise, worst
+from reference.usercheck.point import COORDINATES, Point, check_point
 
-__all__ = ["check_module", "ModuleCheckError"]
-
-
-class ModuleCheckError(GradcheckError):
-    """A Module breaks one of the suite's Module properties (batched = per-sample, original
-    weights untouched, weights never resized, copy semantics of a step and of model_reset)."""
+__all__ = ["check_module"]
 
 
 SAMPLES = 8      # samples of the batch checked alone
@@ -273,7 +270,7 @@ class _ModuleCheck:
         return outs
 
     def out_spread(self) -> list:
-        """The rounding noise of every output of the batch (`fdcheck.noise`), the inputs moved."""
+        """The rounding noise of every output of the batch (`noise.noise`), the inputs moved."""
         if self._spread is None:
             def f(arrays):
                 return [o.value for o in self.call(self.m, self.inputs(values=dict(zip(self.batch, arrays))))]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.program import Input, Node, Program
+from reference.programs.graph import Input, Node, Program
 from reference.registry import MODULE_LOSSES, SpecError
-from reference.registry.spec import DTYPES
+from reference.numerics import DTYPES
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from reference.cases import DropoutCase, ModuleCase, TrainCase
-from reference.checks.layers import DropoutRun
-from reference.checks.module import ModuleCalls
+from reference.checks.layer_alone import DropoutRun
+from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
-from reference.nets import ModuleSpec, complete, make_batch, shapes
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import DTYPES, LAYERS, MODULE_LOSSES, OPTIMIZERS
-from reference.strategies.programs import oracle_seed
+from reference.generators.programs import oracle_seed
 
 BATCH = st.integers(1, 4)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import printer
+from reference.programs import printer
 from reference.checks import Mismatch, Outcome
 from reference.registry import LAYERS
 
