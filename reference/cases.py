@@ -20,7 +20,7 @@ from reference.programs import printer
 from reference.checks import Mismatch, Outcome
 from reference.checks.engine import (check_backward_twice, check_deep_graph, check_stop, check_structure,
                                      deep_graph_script)
-from reference.checks.layer_alone import DropoutRun, check_dropout
+from reference.checks.layer_alone import DropoutRun, check_dropout, dropout_script
 from reference.checks.module_calls import ModuleCalls, calls_script, check_module_calls
 from reference.checks.programs import check_program
 from reference.checks.training import TrainRun, check_training, train_script
@@ -186,7 +186,7 @@ class DropoutCase:
         return {self.row}
 
     def script(self) -> tuple:
-        return "", self.run_.script()
+        return "", dropout_script(self.run_)
 
     def __repr__(self):
         return _show(self, repr(self.run_))

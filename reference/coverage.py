@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from reference.cases import DeepGraphCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
+from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
 from reference.checks.engine import DEEP_STEPS
 from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
@@ -127,7 +127,7 @@ def _layer_cases(spec) -> list:
         acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
             out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, "sse")), "sse", dtype), (2,)))
-    return out + list(spec.alone())
+    return out + [DropoutCase(run) for run in spec.alone]
 
 
 # ---------------------------------------------------------------------------- optimizers

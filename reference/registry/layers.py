@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
@@ -63,6 +64,23 @@ class LayerUse:
 
 
 @dataclass(frozen=True)
+class DropoutRun:
+    """Dropout called alone in training mode (a Module calls its layers in eval mode): the
+    input shape, the rate, the seed of the values and of `np.random`, the dtype."""
+
+    shape: tuple
+    rate: float
+    seed: int
+    dtype: str = "float64"
+
+    def arrays(self) -> tuple:
+        """(x, cotangent): x away from 0 (the dropped entries are the output's zeros)."""
+        rng = np.random.default_rng(self.seed)
+        x = rng.uniform(0.5, 2.0, self.shape) * rng.choice([-1.0, 1.0], self.shape)
+        return x.astype(self.dtype), rng.standard_normal(self.shape).astype(self.dtype)
+
+
+@dataclass(frozen=True)
 class Weight:
     """A weight attribute of a layer and its torch.nn parameter: `to_torch(a)` maps the
     pygrad array (value or gradient) to torch's layout."""
@@ -80,8 +98,9 @@ class LayerSpec:
     the arguments after the input in `forward`; `forward(node, layer, cur, acts, w)` adds the
     layer's registry nodes (`w(attr)` names a weight's program input); `weights(layer)` the
     present weights; `torch(layer, shape)` a torch.nn module for the twin (or None) and
-    `torch_forward(module, layer, h, acts)` its forward; `alone()` the coverage pass's cases of
-    the layer by itself, for what a Module cannot show (Dropout in training mode)."""
+    `torch_forward(module, layer, h, acts)` its forward; `alone`: runs of the layer by itself
+    for what a Module cannot show (`DropoutRun`s: Dropout in training mode), which the
+    coverage pass wraps into cases."""
 
     kind: str
     cls: str
@@ -95,7 +114,7 @@ class LayerSpec:
     torch_forward: Callable = None
     samples: tuple = ()
     conditions: tuple = field(default_factory=tuple)
-    alone: Callable = lambda: ()
+    alone: tuple = ()
 
     @property
     def row(self) -> str:
@@ -235,12 +254,6 @@ def _softmax_axis_ok(layer, shape, earlier):
     return shape
 
 
-def _dropout_alone():
-    from reference.cases import DropoutCase
-    from reference.checks.layer_alone import DropoutRun
-    return [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
-
-
 def _flatten_forward(node, layer, cur, acts, w):
     return node("reshape", (cur,), shape=(node.batch, 1, -1))
 
@@ -301,7 +314,8 @@ _LIST = [
               call_args=lambda layer, acts: ", training=False",
               forward=lambda node, layer, cur, acts, w: cur,
               torch_forward=lambda module, layer, h, acts: h,
-              samples=((Layer.make("dropout", rate=0.25), (2, 3)),), alone=_dropout_alone,
+              samples=((Layer.make("dropout", rate=0.25), (2, 3)),),
+              alone=(DropoutRun((4, 5), 0.25, 1), DropoutRun((3, 4), 0.5, 2, "float32")),
               conditions=(Condition("eval mode in a Module", lambda u: u.mode == "eval"),
                           Condition("training mode", lambda u: u.mode == "training"))),
 ]
