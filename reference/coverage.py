@@ -1,9 +1,9 @@
 """The deterministic coverage pass: every row's samples, before any random example.
 
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
-(`OpSpec.all_samples()`, the layer and optimizer tables' `samples`), the plain one first;
-this module turns them into cases with deterministic values, and adds the rows that have no
-table of their own: the Module's calls and the engine's graphs. `row_cases(row)` is the
+(`OpSpec.all_samples()`, the layer and optimizer tables' `samples` and layers' `alone` runs,
+the Module row's `MODULE_SAMPLES`), the plain one first; this module turns them into cases
+with deterministic values, and adds the engine's graphs. `row_cases(row)` is the
 pass of one report row; the gate runs every row's, in full, whatever its budget.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.programs.graph import Input, Node, single_op, with_loss
-from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, Layer,
-                                rows, spec_of)
+from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
+from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
 from reference.values import simplex_rows
 
 
@@ -95,9 +95,6 @@ def _op_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- Modules
-MLP = (Layer.make("linear", out=3, bias=True), Layer.make("relu"), Layer.make("linear", out=2, bias=True))
-
-
 def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
     batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
@@ -106,17 +103,14 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
 
 
 def _module_cases() -> list:
-    mlp = ModuleSpec((2, 3), MLP, "sse")
-    out = [module_case(mlp), module_case(mlp, (1,)), module_case(mlp, (1, 3, 2), (True, False, True)),
-           module_case(mlp, (2, 2), (True, False), ("SGD", {"lr": 0.1})),
-           module_case(mlp, (2, 1), (True, True), ("Adam", {"lr": 0.05, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8})),
-           module_case(ModuleSpec((2, 3), MLP, "sse", "float32")),
-           module_case(ModuleSpec((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse"),
-                       (3,), zeros=0.4)]
-    acts = shapes(ModuleSpec((3, 3), MLP, mlp.loss))
-    for loss in MODULE_LOSSES:   # every other end a Module may have
-        if loss != mlp.loss:
-            out.append(module_case(ModuleSpec((3, 3), tuple(complete(MLP, acts, loss)), loss), (2,)))
+    """The Module row's samples (`registry.module_row`), then every other end a Module may have."""
+    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
+           for s in MODULE_SAMPLES]
+    base = LOSS_BASE
+    acts = shapes(ModuleSpec(base.input, base.layers, base.loss))
+    for loss in MODULE_LOSSES:
+        if loss != base.loss:
+            out.append(module_case(ModuleSpec(base.input, tuple(complete(base.layers, acts, loss)), loss), (2,)))
     return out
 
 
@@ -126,14 +120,13 @@ def _layer_cases(spec) -> list:
         layers = [layer]
         acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
-            out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, "sse")), "sse", dtype), (2,)))
+            out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype), (2,)))
     return out + [DropoutCase(run) for run in spec.alone]
 
 
 # ---------------------------------------------------------------------------- optimizers
 def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
-    spec = ModuleSpec((1, 3), (Layer.make("linear", out=3, bias=True), Layer.make("tanh"),
-                               Layer.make("linear", out=2, bias=True)), "mse", dtype)
+    spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
     seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
     batches = []
     for k in range(steps):

@@ -201,8 +201,8 @@ class ModuleCalls:
         out |= {"call without model_reset"} if not all(self.resets) else set()
         out |= {"optimizer step between calls"} if self.optimizer and len(self.batches) > 1 else set()
         out |= {"float32"} if self.spec.dtype == "float32" else set()
-        kinds = [layer.kind for layer in self.spec.layers]
-        if kinds[:2] == ["linear", "relu"] and not self.spec.layers[0].get("bias") and any(
+        layers = self.spec.layers
+        if len(layers) >= 2 and layers[0].spec.keeps_zero_rows(layers[0]) and layers[1].spec.kink_at_zero and any(
                 x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in self.batches):
             out.add("exact zero at a ReLU kink")
         return out

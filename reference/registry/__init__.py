@@ -4,6 +4,7 @@
 - `LOSS_OPS`: pygrad's loss classes as entries of the same kind; `MODULE_LOSSES`: the ends
   a random Module may have;
 - `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
+- the Module row's conditions and coverage samples (`module_row`);
 - `ROWS`: every row of the gate's report, each with its conditions (`row_conditions`).
 
 Every strategy, oracle, check, coverage sample and report row is derived from these tables.
@@ -17,12 +18,9 @@ from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
 from reference.numerics import DTYPES, U
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
 
-MODULE_ROW = "module"
-ENGINE_ROW = "engine"
+from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
 
-MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_reset",
-                     "optimizer step between calls", "float32", "exact zero at a ReLU kink")
-"""Conditions of the `module` row: how users call a Module."""
+ENGINE_ROW = "engine"
 
 ENGINE_CONDITIONS = ("fan-out", "several sinks", "chain of ops", "weights and inputs", "reset_grad=False",
                      "backward twice", "create_graph order", "learnable=False node", "deep graph (10 000 ops)")

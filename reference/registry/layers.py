@@ -100,7 +100,14 @@ class LayerSpec:
     present weights; `torch(layer, shape)` a torch.nn module for the twin (or None) and
     `torch_forward(module, layer, h, acts)` its forward; `alone`: runs of the layer by itself
     for what a Module cannot show (`DropoutRun`s: Dropout in training mode), which the
-    coverage pass wraps into cases."""
+    coverage pass wraps into cases.
+
+    Facts the Module machinery reads: `probabilities` (its output lies in [0, 1]: a loss on
+    probabilities may follow it), `kink_at_zero` (its derivative jumps at 0, where torch
+    defines it), `keeps_zero_rows(layer)` (a zero row of its input comes out of its weights as
+    an exact zero row: a bias-free Linear, how a Module call feeds exact zeros to the next
+    layer's kink), `completes` ("logits", "probabilities" or "weights": the layer appended to
+    a Module whose loss needs per-sample logits (n, w), probabilities, or some weight)."""
 
     kind: str
     cls: str
@@ -115,6 +122,10 @@ class LayerSpec:
     samples: tuple = ()
     conditions: tuple = field(default_factory=tuple)
     alone: tuple = ()
+    probabilities: bool = False
+    kink_at_zero: bool = False
+    keeps_zero_rows: Callable = lambda layer: False
+    completes: str = ""
 
     @property
     def row(self) -> str:
@@ -239,12 +250,12 @@ def _same(layer, shape, earlier):
     return shape
 
 
-def _simple(kind, cls, op, conditions=()):
+def _simple(kind, cls, op, conditions=(), **facts):
     return LayerSpec(kind, cls, draw=lambda shape, earlier: st.just(Layer.make(kind)), out_shape=_same,
                      code=lambda layer, shape, dtype, name: f"{cls}()",
                      forward=lambda node, layer, cur, acts, w: node(op, (cur,)),
                      torch_forward=lambda module, layer, h, acts: getattr(torch, op)(h),
-                     samples=((Layer.make(kind), (2, 3)),), conditions=(_BATCH, _F32) + tuple(conditions))
+                     samples=((Layer.make(kind), (2, 3)),), conditions=(_BATCH, _F32) + tuple(conditions), **facts)
 
 
 def _softmax_axis_ok(layer, shape, earlier):
@@ -271,7 +282,8 @@ _LIST = [
               samples=((Layer.make("linear", out=3, bias=True), (2, 4)),
                        (Layer.make("linear", out=2, bias=False), (1, 3))),
               conditions=(_BATCH, _F32, Condition("no bias", lambda u: not u.layer.get("bias")),
-                          Condition("n > 1 rows", lambda u: u.shape[0] > 1))),
+                          Condition("n > 1 rows", lambda u: u.shape[0] > 1)),
+              keeps_zero_rows=lambda layer: not layer.get("bias"), completes="weights"),
     LayerSpec("conv", "Conv2D", draw=_conv_draw, out_shape=_conv_out, code=_conv_code, forward=_conv_forward,
               weights=lambda layer: (CONV_KW,) + ((CONV_KB,) if layer.get("bias") else ()),
               torch=_conv_torch, torch_forward=lambda module, layer, h, acts: module(h),
@@ -287,10 +299,10 @@ _LIST = [
               code=lambda layer, shape, dtype, name: "Flatten()", forward=_flatten_forward,
               torch_forward=lambda module, layer, h, acts: h.reshape(h.shape[0], 1, -1),
               samples=((Layer.make("flatten"), (2, 3, 3)),),
-              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3))),
-    _simple("relu", "ReLU", "relu"),
+              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3)), completes="logits"),
+    _simple("relu", "ReLU", "relu", kink_at_zero=True),
     _simple("tanh", "Tanh", "tanh"),
-    _simple("sigmoid", "Sigmoid", "sigmoid"),
+    _simple("sigmoid", "Sigmoid", "sigmoid", probabilities=True, completes="probabilities"),
     LayerSpec("softmax", "Softmax",
               draw=lambda shape, earlier: st.sampled_from(sorted({-1, 1, -len(shape)})).map(
                   lambda a: Layer.make("softmax", axis=a)),
@@ -299,7 +311,7 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: torch.softmax(h, dim=layer.get("axis")),
               samples=((Layer.make("softmax", axis=-1), (2, 3)), (Layer.make("softmax", axis=1), (3, 2))),
               conditions=(_BATCH, Condition("non-last axis", lambda u: u.layer.get("axis") % (len(u.shape) + 1)
-                                            != len(u.shape)))),
+                                            != len(u.shape))), probabilities=True),
     LayerSpec("addnorm", "AddNorm", draw=_addnorm_draw, out_shape=_addnorm_out,
               code=lambda layer, shape, dtype, name: f"AddNorm(gain={layer.get('gain')!r}, "
                                                      f"bias={layer.get('shift')!r}, epsilon={layer.get('epsilon')!r})",
@@ -322,6 +334,12 @@ _LIST = [
 
 LAYERS: dict = {spec.kind: spec for spec in _LIST}
 """Layer kind -> spec."""
+
+
+def completing(need: str) -> LayerSpec:
+    """The layer appended to a Module whose loss needs `need` ("logits", "probabilities",
+    "weights"): the table's entry that `completes` it."""
+    return next(spec for spec in LAYERS.values() if spec.completes == need)
 
 
 def layer_conditions(use: LayerUse) -> set:

@@ -235,9 +235,10 @@ _COMPILED: dict = {}
 
 
 def _namespace() -> dict:
-    """Names the templates may use besides their operands (the loss classes)."""
+    """Names the templates may use besides their operands: `pygrad` and its public names
+    (the loss classes)."""
     import pygrad
-    return {"pygrad": pygrad, "BCELoss": pygrad.BCELoss, "CCELoss": pygrad.CCELoss}
+    return {"pygrad": pygrad, **{name: getattr(pygrad, name) for name in pygrad.__all__}}
 
 
 # ---------------------------------------------------------------------------- axis helpers
