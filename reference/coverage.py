@@ -120,7 +120,8 @@ def _layer_cases(spec) -> list:
         layers = [layer]
         acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
-            out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype), (2,)))
+            model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
+            out.append(module_case(model, (2,)))
     return out + [DropoutCase(run) for run in spec.alone]
 
 

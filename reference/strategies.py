@@ -26,11 +26,11 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.numerics import DTYPES
 from reference.values import MARGIN, R, floats
 
 __all__ = ["arrays", "tensors", "broadcastable", "batches", "shapes", "dtypes", "MARGIN", "R"]
 
-DTYPES = ("float64", "float32")
 DOMAINS = ("real", "pos", "unit", "nonzero")
 
 

@@ -443,7 +443,8 @@ def test_the_fixture_rejects_kinks_inside_hypothesis_and_raises_outside(gradchec
 # ---------------------------------------------------------------------------- plugin, packaging, docs, example
 def test_the_plugin_is_a_pytest_entry_point_and_imports_no_torch():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["entry-points"]["pytest11"] == {"reference.usercheck.fixtures": "reference.usercheck.fixtures"}
+    assert meta["project"]["entry-points"]["pytest11"] == {
+        "reference.usercheck.fixtures": "reference.usercheck.fixtures"}
     code = ("import sys, reference, reference.usercheck.fixtures; from reference import strategies; "
             "assert not {'torch', 'pygrad'} & set(sys.modules), sorted({'torch', 'pygrad'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=_env())

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from reference.checks.module_calls import pygrad_call
 from reference.oracles.oracle import Oracle
-from reference.programs.nets import ModuleSpec, build, complete, make_batch, module_code, module_program, ops_of, program_values, shapes, valid, weight
+from reference.programs.nets import (ModuleSpec, build, complete, make_batch, module_code, module_program, ops_of,
+                                    program_values, shapes, valid, weight)
 from reference.registry import LAYERS, Layer, SpecError
 from reference.registry.losses import torch_bce, torch_cce
 

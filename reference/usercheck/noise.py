@@ -45,7 +45,7 @@ def resolution(dtypes: list, scale: float, low: float, eps_in: list, xmax: float
     return 2 * (u * scale + low + sum(eps_in)) / (u ** (1 / 3) * max(1.0, xmax))
 
 
-def noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
+def measure_noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
     """The rounding noise of `f(arrays) -> list of arrays` at `arrays` (see the module
     docstring), elementwise: the largest |f(x + sd) - 2 f(x) + f(x - sd)| / 2 over `RUNS`
     random directions d, each entry moved relatively by s = `step` of its dtype (and rounded
@@ -73,7 +73,7 @@ def noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
     return [np.where(a <= 2 * b, np.maximum(a, b), b) for a, b in zip(*found)]
 
 
-def worst(got, want, tolerances) -> tuple:
+def worst_element(got, want, tolerances) -> tuple:
     """(None, ratio) when every element of `got` is within the first tolerance that holds,
     else (flat index of the worst element, its tolerance). NaN in `got` always fails."""
     got = np.asarray(got, dtype=np.float64)

@@ -55,7 +55,7 @@ import numpy as np
 
 from reference.numerics import SAFETY, U64, fd_step, tolerance, unit
 from reference.usercheck.errors import GradientMismatch, KinkError
-from reference.usercheck.noise import noise, resolution
+from reference.usercheck.noise import measure_noise, resolution
 from reference.usercheck.stencil import FD, central_difference
 
 COORDINATES = 64   # check every coordinate when the arrays have at most this many entries in all
@@ -136,9 +136,9 @@ class Checker:
         """(noise of L, [noise of each gradient under test]); measured once."""
         if self._spreads is None:
             p, k = self.p, len(self.p.x)
-            s_loss = float(noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
+            s_loss = float(measure_noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
                                  [p.seed, 2])[0])
-            s_grads = noise(lambda xs: p.gradient(xs[:k], xs[k:]),
+            s_grads = measure_noise(lambda xs: p.gradient(xs[:k], xs[k:]),
                             [np.asarray(x, dtype=d) for x, d in zip(p.x, p.dtypes)]
                             + [np.ones(s) for s, _ in p.outputs],
                             list(p.dtypes) + [d for _, d in p.outputs], self.got, [p.seed, 3])
@@ -153,7 +153,7 @@ class Checker:
         """The noise of the float64 twin's gradients; measured once."""
         if self._noise64 is None:
             p = self.p
-            self._noise64 = noise(lambda xs: p.evaluate(xs, True)[1], p.x, [np.float64] * len(p.x), self.g64,
+            self._noise64 = measure_noise(lambda xs: p.evaluate(xs, True)[1], p.x, [np.float64] * len(p.x), self.g64,
                                   [p.seed, 4])
             if not all(np.all(np.isfinite(s)) for s in self._noise64):
                 raise KinkError(f"{p.who}: the gradient of {p.what} is not finite when the inputs move by "
@@ -200,9 +200,9 @@ class Checker:
             verdict = Verdict("mismatch", got, fd.d, tol, fd, f64)
         return verdict
 
-    def derivative(self, v: list, noise, cache: dict) -> FD:
+    def derivative(self, v: list, roundoff, cache: dict) -> FD:
         """D(h) and its truncation estimate along v (`stencil.central_difference`), the step
-        shrunk while the stencil sees a jump; `noise(h)` bounds the roundoff of one D(h)."""
+        shrunk while the stencil sees a jump; `roundoff(h)` bounds the roundoff of one D(h)."""
         def L(t):
             if t == 0:
                 return self.L0
@@ -214,8 +214,8 @@ class Checker:
             # one-sided differences: a(s) = D+(s) - D-(s) is ~L'' s on a smooth L, the jump at a kink
             a1, a2, a4 = ((Ls[s] - 2 * self.L0 + Ls[-s]) / s for s in (h, 2 * h, 4 * h))
             b1, b2 = a2 - 2 * a1, a4 - 2 * a2     # ~L'''' h**3 (b2 ~ 8 b1) if smooth, -jump at a kink
-            return abs(b1) > SAFETY * 4 * noise(h) and abs(b2) < 4 * abs(b1)
-        return central_difference(L, self.h0, noise, jump=jump)
+            return abs(b1) > SAFETY * 4 * roundoff(h) and abs(b2) < 4 * abs(b1)
+        return central_difference(L, self.h0, roundoff, jump=jump)
 
     # ------------------------------------------------------------------ coordinates
     def where(self, i: int) -> tuple:

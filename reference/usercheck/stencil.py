@@ -1,10 +1,10 @@
 """Central finite differences along a direction: the one implementation the suite's oracles
 and the checks of users' code share.
 
-`central_difference(loss, h, noise)` evaluates L(x + t v) at t = +-h, +-2h, +-4h and returns
+`central_difference(loss, h, roundoff)` evaluates L(x + t v) at t = +-h, +-2h, +-4h and returns
 D(h) = (L(x+hv) - L(x-hv)) / 2h with Richardson's estimate of its truncation error
 |D(2h) - D(h)| / 3 -- trusted only where D(4h) - D(2h) is about 4 times D(2h) - D(h)
-(between 2 and 8 times, up to the roundoff `noise(h)` of one D(h)): else h shrinks by 8, up
+(between 2 and 8 times, up to the roundoff `roundoff(h)` of one D(h)): else h shrinks by 8, up
 to `SHRINKS` times. A caller that knows where the kinks are says when the stencil reaches one
 (`blocked`: no step can judge there); one that does not, how a jump shows (`jump`: the step
 is shrunk as for a non-smooth loss). Always float64.
@@ -36,11 +36,11 @@ def stencil(h: float) -> tuple:
     return (-4 * h, -2 * h, -h, h, 2 * h, 4 * h)
 
 
-def central_difference(loss: Callable, h: float, noise: Callable, blocked: Callable | None = None,
+def central_difference(loss: Callable, h: float, roundoff: Callable, blocked: Callable | None = None,
                        jump: Callable | None = None) -> FD:
-    """D(h) of `loss(t)` = L(x + t v) (see the module docstring; `loss(0.0)` is asked first). `noise(h)` bounds the
-    roundoff of one D(h); `blocked(h)` (optional): why the stencil at h is not clear of a
-    kink, "" if it is; `jump(h, losses)` (optional): do the losses at `stencil(h)` show a
+    """D(h) of `loss(t)` = L(x + t v) (see the module docstring; `loss(0.0)` is asked
+    first). `roundoff(h)` bounds the roundoff of one D(h); `blocked(h)` (optional): why the
+    stencil at h is not clear of a kink, "" if it is; `jump(h, losses)` (optional): do the losses at `stencil(h)` show a
     jump? Returns the last try's FD when no step converged."""
     last, at_x = FD(h=h, why="not smooth"), loss(0.0)
     for _ in range(SHRINKS + 1):
@@ -54,7 +54,7 @@ def central_difference(loss: Callable, h: float, noise: Callable, blocked: Calla
         d2 = (losses[2 * h] - losses[-2 * h]) / (4 * h)
         d4 = (losses[4 * h] - losses[-4 * h]) / (8 * h)
         jumped = jump is not None and jump(h, losses)
-        e1, e2, n = abs(d2 - d1), abs(d4 - d2), 6 * noise(h)
+        e1, e2, n = abs(d2 - d1), abs(d4 - d2), 6 * roundoff(h)
         last = FD(h=h, why="kink" if jumped else "not smooth", left=(at_x - losses[-h]) / h,
                   right=(losses[h] - at_x) / h, central=(d1, d2, d4))
         if not jumped and 2 * e1 - n <= e2 <= 8 * e1 + n:   # error ~ h^2: doubling h quadruples it
