@@ -2,8 +2,8 @@
 
 In the workers:
 - `--only` (env PYGRAD_CHECK_ONLY) keeps the tests whose rows it names; the coverage pass
-  runs first, then the random properties; each test's rows go to `session` (time shares);
-- every test opens and closes its statistics in `session`; a random test whose share is
+  runs first, then the random properties; each test's rows go to `runstate.session` (time shares);
+- every test opens and closes its statistics in `runstate.session`; a random test whose share is
   already spent is skipped at once, and the "budget spent" skip becomes a pass;
 - a test that failed for any other reason than its recorded findings is an internal error
   of the suite (exit status 2, never 1);
