@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.programs import printer
 from reference.checks import Mismatch, Outcome
 from reference.checks.engine import (check_backward_twice, check_deep_graph, check_stop, check_structure,
                                      deep_graph_script)
@@ -24,9 +23,10 @@ from reference.checks.layer_alone import DropoutRun, check_dropout, dropout_scri
 from reference.checks.module_calls import ModuleCalls, calls_script, check_module_calls
 from reference.checks.programs import check_program
 from reference.checks.training import TrainRun, check_training, train_script
+from reference.programs import printer
 from reference.programs.conditions import program_conditions
-from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.programs.graph import Program
+from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
 

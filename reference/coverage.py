@@ -3,7 +3,7 @@
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
 (`OpSpec.all_samples()`, the layer and optimizer tables' `samples` and layers' `alone` runs,
 the Module row's `MODULE_SAMPLES`), the plain one first; this module turns them into cases
-with deterministic values, and adds the engine's graphs. `row_cases(row)` is the
+with deterministic values (the engine's graphs from `ENGINE_SAMPLES`), and adds a deep graph. `row_cases(row)` is the
 pass of one report row; the gate runs every row's, in full, whatever its budget.
 """
 from __future__ import annotations
@@ -16,11 +16,12 @@ from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, P
 from reference.checks.engine import DEEP_STEPS
 from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
-from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.programs.graph import Input, Node, single_op, with_loss
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
+from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
-from reference.values import simplex_rows
+from reference.value_strategies import simplex_rows
 
 
 def _seed(*parts) -> int:
@@ -153,23 +154,14 @@ def _program(nodes, inputs, seed) -> tuple:
 
 
 def _engine_cases() -> list:
-    ins = [Input("x0", (2, 3), role="weight"), Input("x1", (3,), role="input"), Input("c", (2, 3), role="constant")]
-    fan = [Node("v0", "tanh", ("x0",)), Node("v1", "mul", ("v0", "x1")), Node("v2", "add", ("v0", "v1")),
-           Node("v3", "mul", ("v2", "c"))]
-    sinks = [Node("v0", "exp", ("x0",)), Node("v1", "sum", ("x0",), {"axis": 0}), Node("v2", "mul", ("v1", "x1"))]
-    chain = [Node("v0", "tanh", ("x0",)), Node("v1", "rmul", ("v0",), {"const": 2.0}),
-             Node("v2", "sum", ("v1",), {"axis": 1}), Node("v3", "exp", ("v2",))]
-    fan_p, fan_v = _program(fan, ins, 1)
-    out = [ProgramCase(fan_p, fan_v, 11, fd=True)]
-    for k, nodes in enumerate((sinks, chain)):
-        p, v = _program(nodes, ins, 2 + k)
-        out.append(ProgramCase(p, v, 12 + k, fd=True))
-    out += [ProgramCase(fan_p, fan_v, 14, passes=2), ProgramCase(fan_p, fan_v, 15, passes=3),
-            ProgramCase(fan_p, fan_v, 16, check="twice"), ProgramCase(fan_p, fan_v, 17, check="structure"),
-            ProgramCase(fan_p, fan_v, 18, check="stop", stop="v0"), ProgramCase(fan_p, fan_v, 19, check="stop", stop="v2")]
-    p, v = _program(sinks, ins, 5)
-    out += [ProgramCase(p, v, 20, check="structure"), DeepGraphCase(DEEP_STEPS)]
-    return out
+    """The engine row's samples (`registry.engine_row`), then the deep graph."""
+    inputs = [Input(name, shape, role=role) for name, shape, role in ENGINE_INPUTS]
+    out = []
+    for s in ENGINE_SAMPLES:
+        nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
+        prog, values = _program(nodes, inputs, s.values_seed)
+        out.append(ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop))
+    return out + [DeepGraphCase(DEEP_STEPS)]
 
 
 # ---------------------------------------------------------------------------- per row

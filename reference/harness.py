@@ -23,13 +23,13 @@ from contextlib import contextmanager
 from hypothesis import HealthCheck, given, note, reject, seed, settings, target
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-from reference.programs import printer
 from reference.checks import Mismatch
-from reference.oracles.oracle import InvalidExample
 from reference.findings import explains, signature
-from reference.runstate import session
+from reference.oracles.oracle import InvalidExample
+from reference.programs import printer
 from reference.programs.interpreters import Progress
 from reference.registry import ENGINE_ROW
+from reference.runstate import session
 
 MAX_ROUNDS = 6          # searches per random test after findings (gate runs)
 SHRINK_GRACE = 8.0      # seconds of shrinking a gate run allows past its drawing deadline

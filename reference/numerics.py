@@ -49,6 +49,18 @@ def ratio(err: np.ndarray, tol: np.ndarray) -> np.ndarray:
         return np.where(err == 0, 0.0, np.where(tol > 0, err / np.where(tol > 0, tol, 1), np.inf))
 
 
+def first_fit(err: np.ndarray, tolerances, shape) -> tuple:
+    """(passed, err/tol ratios, tol) under the first of `tolerances` (cheapest first, each
+    broadcast to `shape`) under which every element of `err` passes; under the last when
+    none does."""
+    for tol in tolerances:
+        tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), shape)
+        ratios = ratio(err, tol)
+        if float(np.max(ratios, initial=0.0)) <= 1:
+            return True, ratios, tol
+    return False, ratios, tol
+
+
 def fd_step(xmax: float) -> float:
     """The finite-difference step for inputs of largest magnitude `xmax`."""
     return FD_STEP * max(1.0, xmax)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from reference.numerics import DTYPES
-from reference.values import MARGIN, R, floats
+from reference.value_strategies import MARGIN, R, floats
 
 __all__ = ["arrays", "tensors", "broadcastable", "batches", "shapes", "dtypes", "MARGIN", "R"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.numerics import ratio
+from reference.numerics import first_fit
 
 
 def judge(got, want: np.ndarray, dtype: str, tolerances) -> tuple:
@@ -24,12 +24,10 @@ def judge(got, want: np.ndarray, dtype: str, tolerances) -> tuple:
         return f"dtype {got.dtype}, expected {dtype}", np.inf
     err = np.abs(got.astype(np.float64) - want)
     err = np.where(np.isnan(err), np.inf, err)
-    for tol in tolerances:
-        tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), want.shape)
-        ratios = ratio(err, tol)
-        worst = float(np.max(ratios, initial=0.0))
-        if worst <= 1:
-            return None, worst
+    passed, ratios, tol = first_fit(err, tolerances, want.shape)
+    worst = float(np.max(ratios, initial=0.0))
+    if passed:
+        return None, worst
     i = np.unravel_index(int(np.argmax(ratios)), ratios.shape) if ratios.ndim else ()
     return (f"max |error| {float(err[i]):.3g} at index {tuple(int(k) for k in i)} "
             f"(pygrad {float(got[i]):.17g}, torch {float(want[i]):.17g}, "

@@ -10,12 +10,12 @@ from reference.checks import Mismatch, Outcome
 from reference.checks.engine import check_backward_twice, check_deep_graph, check_stop, check_structure
 from reference.checks.layer_alone import DropoutRun, check_dropout
 from reference.checks.programs import check_fd, check_program
+from reference.coverage import module_case, sample_case, train_run
 from reference.oracles import program_fd
 from reference.oracles.oracle import Oracle
-from reference.coverage import module_case, sample_case, train_run
-from reference.programs.nets import ModuleSpec
 from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.interpreters import backward_pygrad, run_pygrad
+from reference.programs.nets import ModuleSpec
 from reference.registry import OPS, Layer
 
 

@@ -10,10 +10,10 @@ from pygrad import Tensor
 from reference import coverage, harness
 from reference.findings import explains, signature
 from reference.gate import report
+from reference.generators.programs import op_cases
+from reference.registry import OPS, row_conditions, rows
 from reference.runstate import session
 from reference.runstate.streams import Stream
-from reference.registry import OPS, row_conditions, rows
-from reference.generators.programs import op_cases
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from pygrad import Tensor
 from reference import coverage, harness, registry
 from reference.cases import ProgramCase
 from reference.gate import listing, report
+from reference.generators.modules import module_specs, train_cases
+from reference.generators.programs import op_cases, programs
 from reference.registry import COVERS, LAYERS, LOSS_OPS, MODULE_LOSSES, OPS, OPTIMIZERS, rows, row_conditions
 from reference.registry import layers as layer_table
 from reference.registry import ops as op_table
@@ -28,8 +30,6 @@ from reference.registry.optimizers import COMMON, OptimizerSpec
 from reference.registry.rules import ELEMENTWISE, F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
 from reference.runstate import session
-from reference.generators.modules import module_specs, train_cases
-from reference.generators.programs import op_cases, programs
 from reference.runstate.streams import Stream
 from tests.test_suite_harness import gate  # noqa: F401 - the fixture: gate mode in this process
 

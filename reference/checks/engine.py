@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.programs import printer
 from reference.checks import Mismatch, Outcome
 from reference.checks.programs import check_grads, check_program, raise_error, regression, row_of
 from reference.oracles.oracle import Oracle
-from reference.tolerances import judge
+from reference.programs import printer
 from reference.programs.graph import Program
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
 from reference.registry import ENGINE_ROW
+from reference.tolerances import judge
 
 DEEP_STEPS = 5000   # y = -(y + b): two ops a step
 

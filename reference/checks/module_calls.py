@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.programs import printer
 from reference.checks import InvalidExample, Mismatch
 from reference.checks.programs import check_program
 from reference.oracles.oracle import Oracle
-from reference.tolerances import judge
+from reference.programs import printer
 from reference.programs.nets import (ModuleSpec, build, layer_name, loss_fn, module_code, module_program,
                                     program_values, weight)
 from reference.registry import MODULE_ROW, OPTIMIZERS, LayerUse
 from reference.registry.layers import layer_conditions
+from reference.tolerances import judge
 
 
 class Script:

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.oracles.program_fd import directions, fd_derivative, fd_step
-from reference.programs import printer
 from reference.checks import InvalidExample, Mismatch, Outcome
 from reference.numerics import SAFETY, U, U64
 from reference.oracles.oracle import Oracle
-from reference.tolerances import judge
+from reference.oracles.program_fd import directions, fd_derivative, fd_step
+from reference.programs import printer
 from reference.programs.conditions import node_conditions
 from reference.programs.graph import Input, Node, Program, with_loss
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
 from reference.registry import ENGINE_ROW
+from reference.tolerances import judge
 
 FD_FULL_MAX = 8
 

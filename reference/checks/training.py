@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference.oracles import torch_run
-from reference.programs import printer
 from reference.checks import InvalidExample
 from reference.checks.module_calls import Run, Script, blamer, pygrad_call
 from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
-from reference.oracles.oracle import Oracle, classify_kinks, validate
-from reference.tolerances import judge
+from reference.oracles import torch_run
+from reference.oracles.oracle import classify_kinks, validate
+from reference.programs import printer
 from reference.programs.nets import ModuleSpec, build, module_program, program_values, weight
 from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
+from reference.tolerances import judge
 
 OPT_ULPS = 8      # rounding of one optimizer update, relative to the update, in ulps
 STATE_ULPS = 4    # rounding of an optimizer state buffer (momentum, averages), in ulps

@@ -8,10 +8,10 @@ from reference.cases import DropoutCase, ModuleCase, TrainCase
 from reference.checks.layer_alone import DropoutRun
 from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
+from reference.generators.programs import oracle_seed
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import DTYPES, LAYERS, MODULE_LOSSES, OPTIMIZERS
 from reference.registry.layers import completing
-from reference.generators.programs import oracle_seed
 
 BATCH = st.integers(1, 4)
 

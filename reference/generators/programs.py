@@ -22,7 +22,7 @@ from reference.cases import ProgramCase
 from reference.programs.graph import Input, Node, Program, node_layout, with_loss
 from reference.registry import DTYPES, OPS
 from reference.registry.rules import MAX_SIZE
-from reference.values import WIDE, values
+from reference.value_strategies import WIDE, values
 
 ENV_ONLY = "PYGRAD_CHECK_ONLY"
 

@@ -30,7 +30,7 @@ class Input:
     shape: tuple
     dtype: str = "float64"
     role: str = "input"
-    domain: str = "real"        # what the values were drawn from (see reference.values)
+    domain: str = "real"        # what the values were drawn from (see reference.value_strategies)
 
     @property
     def leaf(self) -> bool:

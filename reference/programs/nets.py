@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.numerics import DTYPES
 from reference.programs.graph import Input, Node, Program
 from reference.registry import MODULE_LOSSES, Layer, SpecError
 from reference.registry.layers import completing
-from reference.numerics import DTYPES
 
 
 @dataclass(frozen=True)

@@ -4,27 +4,22 @@
 - `LOSS_OPS`: pygrad's loss classes as entries of the same kind; `MODULE_LOSSES`: the ends
   a random Module may have;
 - `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
-- the Module row's conditions and coverage samples (`module_row`);
-- `ROWS`: every row of the gate's report, each with its conditions (`row_conditions`).
+- the Module row's and the engine row's conditions and coverage samples (`module_row`,
+  `engine_row`);
+- `rows()`: every row of the gate's report, each with its conditions (`row_conditions`).
 
 Every strategy, oracle, check, coverage sample and report row is derived from these tables.
 """
 from __future__ import annotations
 
+from reference.numerics import DTYPES, U
+from reference.registry.engine_row import ENGINE_CONDITIONS, ENGINE_ROW
 from reference.registry.layers import LAYERS, Layer, LayerSpec, LayerUse, SpecError
 from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
+from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
 from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
-from reference.numerics import DTYPES, U
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
-
-from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
-
-ENGINE_ROW = "engine"
-
-ENGINE_CONDITIONS = ("fan-out", "several sinks", "chain of ops", "weights and inputs", "reset_grad=False",
-                     "backward twice", "create_graph order", "learnable=False node", "deep graph (10 000 ops)")
-"""Conditions of the `engine` row: graph shapes and backward schedules."""
 
 
 def spec_of(op: str) -> OpSpec:

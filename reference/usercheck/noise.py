@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from reference.numerics import RUNS, U64, ratio, unit
+from reference.numerics import RUNS, U64, first_fit, unit
 
 NOISE_ULPS = 2 ** 13   # the noise runs move every entry by this many units in the last place
 
@@ -74,16 +74,14 @@ def measure_noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
 
 
 def worst_element(got, want, tolerances) -> tuple:
-    """(None, ratio) when every element of `got` is within the first tolerance that holds,
+    """(None, None) when every element of `got` is within the first tolerance that holds,
     else (flat index of the worst element, its tolerance). NaN in `got` always fails."""
     got = np.asarray(got, dtype=np.float64)
     err = np.abs(got - want)
     err = np.where(np.isnan(err), np.inf, err)
-    for tol in tolerances:
-        tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), np.shape(want))
-        r = ratio(err, tol)
-        if float(np.max(r, initial=0.0)) <= 1:
-            return None, None
+    passed, r, tol = first_fit(err, tolerances, np.shape(want))
+    if passed:
+        return None, None
     i = int(np.argmax(r))
     return i, float(tol.reshape(-1)[i])
 
