@@ -522,13 +522,25 @@ def test_the_example_runs_and_prints_the_caught_rule():
     assert "GradientMismatch: gradcheck: the gradient of input 0 'x'" in proc.stdout
 
 
-def test_the_readme_section_runs():
+def test_the_readme_section_and_its_docs_page_run():
+    """The README's Check-your-own-code snippets, then the docs page's that continue them, run as
+    one program, and the message the README shows for the wrong rule is what gradcheck prints."""
     readme = (ROOT / "README.md").read_text()
-    text = readme[readme.index("## Check your own code"):readme.index("## Benchmarks")]
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks
+    section = readme[readme.index("## Check your own code"):readme.index("## Benchmarks")]
+    page = (ROOT / "docs" / "check-your-own-code.md").read_text()
+    blocks = [b for text in (section, page) for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)]
+    assert len(blocks) >= 4
     for block in blocks:
         ast.parse(block)
     proc = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    [shown] = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    shown, printed = shown.splitlines(), proc.stdout.splitlines()
+    assert printed[0] == shown[0], proc.stdout
+    # pygrad's and the finite-difference value, to rounding (NumPy's exp may differ in the last
+    # bits between CPUs)
+    def value(line):
+        return float(re.search(r"-?\d+\.\d+(?:e-?\d+)?", line).group())
+    assert np.allclose([value(v) for v in printed[1:3]], [value(v) for v in shown[1:3]], rtol=1e-9, atol=0), \
+        proc.stdout
