@@ -210,7 +210,7 @@ def test_a_hang_and_a_crash_are_findings_and_the_run_goes_on(tmp_path):
 
 
 def test_a_reproducer_without_code_is_still_valid_python():
-    from reference.printer import regression_test
+    from reference.programs.printer import regression_test
     code = regression_test("error", "worker_crash", ["# under the gate the process running this died"])
     compile(code, "test_worker_crash.py", "exec")
 

@@ -22,7 +22,7 @@ from pygrad import Dropout, Linear, Module, Tensor
 from reference import GradientMismatch, KinkError, ModuleCheckError, ValueMismatch, check_module, gradcheck
 from reference import strategies as rs
 
-pytest_plugins = ["reference.pytest_plugin", "pytester"]
+pytest_plugins = ["reference.usercheck.fixtures", "pytester"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -443,8 +443,9 @@ def test_the_fixture_rejects_kinks_inside_hypothesis_and_raises_outside(gradchec
 # ---------------------------------------------------------------------------- plugin, packaging, docs, example
 def test_the_plugin_is_a_pytest_entry_point_and_imports_no_torch():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["entry-points"]["pytest11"] == {"reference.pytest_plugin": "reference.pytest_plugin"}
-    code = ("import sys, reference, reference.pytest_plugin; from reference import strategies; "
+    assert meta["project"]["entry-points"]["pytest11"] == {
+        "reference.usercheck.fixtures": "reference.usercheck.fixtures"}
+    code = ("import sys, reference, reference.usercheck.fixtures; from reference import strategies; "
             "assert not {'torch', 'pygrad'} & set(sys.modules), sorted({'torch', 'pygrad'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=_env())
 
@@ -486,7 +487,7 @@ def test_profile():
 def test_a_users_test_file_with_the_plugin(pytester, profile, examples):
     pytester.makepyfile(test_user=USER_TESTS)
     env = _env(**({"HYPOTHESIS_PROFILE": profile} if profile else {}))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.pytest_plugin", "-q", "-s",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.usercheck.fixtures", "-q", "-s",
                            "-p", "no:cacheprovider", "test_user.py"], cwd=pytester.path, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout
@@ -506,7 +507,7 @@ def test_nothing_heavy_imported():
 """)
     env = {**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("HYPOTHESIS_PROFILE", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.pytest_plugin", "-q",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.usercheck.fixtures", "-q",
                            "-p", "no:cacheprovider", "test_other.py"], cwd=pytester.path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert "1 passed" in proc.stdout, proc.stdout + proc.stderr

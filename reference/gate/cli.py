@@ -28,8 +28,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reference.gate import render, report, session
-from reference.gate.streams import Stream
+from reference.gate import render, report
+from reference.runstate import session
+from reference.runstate.streams import Stream
 
 GRACE = 14.0            # seconds past the budget after which a run is cut (its coverage pass done)
 COVERAGE_CAP = 180.0    # ... and past which even an unfinished coverage pass is cut
@@ -226,7 +227,7 @@ def suite_dir() -> Path:
 
 
 # pytest plugins of a gate run, by entry-point name; nothing else is loaded (see gate_environment)
-PLUGINS = ("xdist", "hypothesispytest", "timeout", "reference.gate.plugin")
+PLUGINS = ("xdist", "hypothesispytest", "timeout", "reference.gate.hooks")
 
 
 def pytest_command(workers: int) -> list:

@@ -14,10 +14,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-# Unit roundoff of each float dtype: the scale of every per-dtype tolerance.
-U = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
-DTYPES = tuple(U)
-
 
 @dataclass(frozen=True)
 class Use:
@@ -239,9 +235,10 @@ _COMPILED: dict = {}
 
 
 def _namespace() -> dict:
-    """Names the templates may use besides their operands (the loss classes)."""
+    """Names the templates may use besides their operands: `pygrad` and its public names
+    (the loss classes)."""
     import pygrad
-    return {"pygrad": pygrad, "BCELoss": pygrad.BCELoss, "CCELoss": pygrad.CCELoss}
+    return {"pygrad": pygrad, **{name: getattr(pygrad, name) for name in pygrad.__all__}}
 
 
 # ---------------------------------------------------------------------------- axis helpers

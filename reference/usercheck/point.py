@@ -5,7 +5,7 @@ the arrays x_1..x_k (float64 copies), the gradients pygrad computed for them (in
 dtypes), and a float64 evaluation of the loss L. `check_point` compares <grad, v> with the
 central difference D(h) = (L(x+hv) - L(x-hv)) / 2h, in float64, along a random unit
 direction v and then (for at most `coordinates` entries in all) along every coordinate,
-under the suite's rule (`reference.checks.program.check_fd`):
+under the suite's rule (`reference.checks.programs.check_fd`):
 
     |<g, v> - D(h)| <= SAFETY * (|D(2h) - D(h)| / 3 + 2 (eps_L + eps_x) / h + eps_g [+ res])
 
@@ -29,22 +29,10 @@ under the suite's rule (`reference.checks.program.check_fd`):
   wrong rule (an overflow, a wrong branch or constant, an error of 1% or more) is caught, a
   smaller precision loss is not.
 
-The noise stands for the suite's spread. The suite perturbs every op of a program by the
-op's rounding-error model (`reference.oracles.Noise`) and measures how far the results move;
-a user's function is a black box, so its rounding noise is measured directly, as one measures
-the noise of any computed function: along `RUNS` random directions d, the computation is
-repeated at x (1 + s d) and x (1 - s d), s = 2**13 units in the last place of the dtype it
-runs in (2**-40 in float64, the oracles' perturbation unit; at most sqrt(u)), with the
-cotangent of its output moved alike. Every intermediate then moves by many units in the last
-place, so its rounding changes, while the exact result barely moves. The noise is the largest
-|f(x + sd) - 2 f(x) + f(x - sd)| / 2, measured at s and at s/4 (the smaller when they
-disagree: a kink that the larger move reaches adds a jump, not noise). Rounding errors that
-change erratically from point to point show in it -- including cancellations inside the
-forward and the backward rules, which moving the inputs by a few ulps would not reveal (a
-saturated softmax hardly moves) -- whereas a wrong rule, wrong the same way at neighbouring
-points, does not inflate it. The gradient's noise is measured on the computation under test
-(in its dtype), the loss's on its float64 evaluation. As in `reference.compare`, it is
-measured only when the floor (noise 0) does not decide.
+The noise stands for the suite's spread: the rounding noise of the computation, measured
+directly (`reference.usercheck.noise`) -- the gradient's on the computation under test (in
+its dtype), the loss's on its float64 evaluation -- and only when the floor (noise 0) does
+not decide.
 
 Kinks. The suite knows where its ops' kinks are; a user's function is a black box, so the
 stencil finds them: on a smooth L the one-sided differences differ by ~L'' h, so
@@ -65,111 +53,12 @@ from typing import Callable
 
 import numpy as np
 
-from reference.compare import RUNS, SAFETY, ratio, tiny
-from reference.oracles import FD_STEP, U64
-from reference.registry import U
+from reference.numerics import SAFETY, U64, fd_step, tolerance, unit
+from reference.usercheck.errors import GradientMismatch, KinkError
+from reference.usercheck.noise import measure_noise, resolution
+from reference.usercheck.stencil import FD, central_difference
 
 COORDINATES = 64   # check every coordinate when the arrays have at most this many entries in all
-SHRINKS = 3        # as `oracles.fd_derivative`: h shrinks by 8 at most three times
-NOISE_ULPS = 2 ** 13   # the noise runs move every entry by this many units in the last place
-
-
-# ---------------------------------------------------------------------------- errors
-class GradcheckError(AssertionError):
-    """A check of a user's function or Module failed. `input` names the array (e.g.
-    "input 1 ('b', float64, shape (3,))" or "weight dense1.W"), `index` the entry."""
-
-    def __init__(self, message: str, input: str | None = None, index: tuple | None = None):
-        super().__init__(message)
-        self.input, self.index = input, index
-
-
-class GradientMismatch(GradcheckError):
-    """pygrad's gradient disagrees with finite differences (or with `torch_fn`'s):
-    `got` is pygrad's value, `want` the reference's, `tolerance` the bound exceeded."""
-
-    def __init__(self, message, input=None, index=None, got=math.nan, want=math.nan, tolerance=math.nan):
-        super().__init__(message, input, index)
-        self.got, self.want, self.tolerance = got, want, tolerance
-
-
-class ValueMismatch(GradientMismatch):
-    """The function's value disagrees with `torch_fn`'s."""
-
-
-class KinkError(GradcheckError):
-    """Finite differences cannot judge the gradient here: an input sits at or near a kink
-    (the left and right differences disagree), a domain edge, or a point where the function
-    is not smooth at the finite-difference scale. Move the input, or compare with PyTorch
-    only (`gradcheck(..., torch_fn=..., fd=False)`)."""
-
-
-def unit(dtype) -> float:
-    """Unit roundoff of a float dtype (the suite's `U` where it has one)."""
-    dt = np.dtype(dtype)
-    return U.get(dt.name, float(np.finfo(dt).eps) / 2)
-
-
-def step(dtype) -> float:
-    """The relative move of the noise runs for a dtype: 2**13 units in the last place (2**-40
-    for float64, the oracles' `INJECT_MIN`), at most sqrt(u)."""
-    u = unit(dtype)
-    return min(NOISE_ULPS * u, math.sqrt(u))
-
-
-def resolution(dtypes: list, scale: float, low: float, eps_in: list, xmax: float, low_only: bool = True) -> float:
-    """The roundoff model of one central difference in the lowest precision u' among
-    `dtypes`, at its best step h' = cbrt(u') max(1, xmax): 2 (u' scale + low + sum eps_in) / h'
-    (`low`: L's measured rounding in that precision; `eps_in`: each array's u_i sum |g_i|
-    |x_i|). With `low_only`, 0 when every dtype is float64 (the finite differences' own
-    roundoff term is that bound already)."""
-    u = max(unit(d) for d in dtypes)
-    if low_only and u <= U64:
-        return 0.0
-    return 2 * (u * scale + low + sum(eps_in)) / (u ** (1 / 3) * max(1.0, xmax))
-
-
-def noise(f, arrays: list, dtypes: list, center: list, seed) -> list:
-    """The rounding noise of `f(arrays) -> list of arrays` at `arrays` (see the module
-    docstring), elementwise: the largest |f(x + sd) - 2 f(x) + f(x - sd)| / 2 over `RUNS`
-    random directions d, each entry moved relatively by s = `step` of its dtype (and rounded
-    to it) -- measured at s and at s/4: the larger where they agree within a factor 2, else
-    the smaller (a kink within reach of the larger move adds a jump, not noise). `center` is
-    f(arrays). 0 where the center is not finite (that fails on its own); inf where a moved
-    point is not finite."""
-    rng = np.random.default_rng(seed)
-    center = [np.asarray(c, dtype=np.float64) for c in center]
-    finite = [np.isfinite(c) for c in center]
-    found = []
-    for scale in (1.0, 0.25):
-        out = [np.zeros(c.shape) for c in center]
-        for _ in range(RUNS):
-            d = [scale * step(dt) * rng.standard_normal(np.shape(x)) for x, dt in zip(arrays, dtypes)]
-            plus = f([np.asarray(x * (1 + dk)).astype(dt) for x, dk, dt in zip(arrays, d, dtypes)])
-            minus = f([np.asarray(x * (1 - dk)).astype(dt) for x, dk, dt in zip(arrays, d, dtypes)])
-            for j, c in enumerate(center):
-                second = np.abs(np.asarray(plus[j], dtype=np.float64) - 2 * np.where(finite[j], c, 0)
-                                + np.asarray(minus[j], dtype=np.float64)) / 2
-                out[j] = np.maximum(out[j], np.where(finite[j], np.where(np.isnan(second), np.inf, second), 0.0))
-        found.append(out)
-    # the two moves agree up to the scatter of a maximum of a few draws: noise, keep the larger;
-    # a jump that only the larger move reaches (a kink), or a term growing with the move: the smaller
-    return [np.where(a <= 2 * b, np.maximum(a, b), b) for a, b in zip(*found)]
-
-
-def worst(got, want, tolerances) -> tuple:
-    """(None, ratio) when every element of `got` is within the first tolerance that holds,
-    else (flat index of the worst element, its tolerance). NaN in `got` always fails."""
-    got = np.asarray(got, dtype=np.float64)
-    err = np.abs(got - want)
-    err = np.where(np.isnan(err), np.inf, err)
-    for tol in tolerances:
-        tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), np.shape(want))
-        r = ratio(err, tol)
-        if float(np.max(r, initial=0.0)) <= 1:
-            return None, None
-    i = int(np.argmax(r))
-    return i, float(tol.reshape(-1)[i])
 
 
 # ---------------------------------------------------------------------------- the point
@@ -207,18 +96,6 @@ class Point:
 
 
 @dataclass
-class FD:
-    d: float = math.nan      # central difference D(h)
-    trunc: float = math.nan  # Richardson: |D(2h) - D(h)| / 3
-    h: float = math.nan
-    clear: bool = False
-    why: str = ""            # "kink", "not smooth", "not finite"
-    left: float = math.nan   # (L(x) - L(x - hv)) / h
-    right: float = math.nan  # (L(x + hv) - L(x)) / h
-    central: tuple = ()      # D(h), D(2h), D(4h) of the last try
-
-
-@dataclass
 class Verdict:
     status: str                      # "pass", "mismatch", "kink"
     got: float = math.nan            # <g, v>
@@ -244,7 +121,7 @@ class Checker:
         self.offsets = np.cumsum([0] + self.sizes)
         self.n = int(self.offsets[-1])
         xmax = max((float(np.max(np.abs(x), initial=0.0)) for x in p.x), default=0.0)
-        self.h0 = FD_STEP * max(1.0, xmax)
+        self.h0 = fd_step(xmax)
         self.res = resolution(list(p.dtypes) + [d for _, d in p.outputs], p.scale, p.low,
                               [unit(d) * float(np.vdot(ga, np.abs(x))) for ga, x, d in zip(self.g_abs, p.x, p.dtypes)],
                               xmax)
@@ -259,9 +136,9 @@ class Checker:
         """(noise of L, [noise of each gradient under test]); measured once."""
         if self._spreads is None:
             p, k = self.p, len(self.p.x)
-            s_loss = float(noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
+            s_loss = float(measure_noise(lambda xs: [p.evaluate(xs, False)[0]], p.x, [np.float64] * k, [self.L0],
                                  [p.seed, 2])[0])
-            s_grads = noise(lambda xs: p.gradient(xs[:k], xs[k:]),
+            s_grads = measure_noise(lambda xs: p.gradient(xs[:k], xs[k:]),
                             [np.asarray(x, dtype=d) for x, d in zip(p.x, p.dtypes)]
                             + [np.ones(s) for s, _ in p.outputs],
                             list(p.dtypes) + [d for _, d in p.outputs], self.got, [p.seed, 3])
@@ -276,7 +153,7 @@ class Checker:
         """The noise of the float64 twin's gradients; measured once."""
         if self._noise64 is None:
             p = self.p
-            self._noise64 = noise(lambda xs: p.evaluate(xs, True)[1], p.x, [np.float64] * len(p.x), self.g64,
+            self._noise64 = measure_noise(lambda xs: p.evaluate(xs, True)[1], p.x, [np.float64] * len(p.x), self.g64,
                                   [p.seed, 4])
             if not all(np.all(np.isfinite(s)) for s in self._noise64):
                 raise KinkError(f"{p.who}: the gradient of {p.what} is not finite when the inputs move by "
@@ -287,19 +164,19 @@ class Checker:
     def grad_tol(self, k: int, full: bool, f64: bool = False) -> np.ndarray:
         dt = np.float64 if f64 else self.p.dtypes[k]
         s = (self.noise64() if f64 else self.spreads()[1])[k] if full else 0.0
-        return SAFETY * (s + unit(dt) * self.g_abs[k] + tiny(np.dtype(dt).name))
+        return tolerance(self.g_abs[k], dt, s)
 
     # ------------------------------------------------------------------ one direction
     def direction(self, v: list) -> Verdict:
         """The gradient under test along v; for a lower-precision computation, then its
         float64 twin's."""
         cache = {}
-        verdict = self.compare(v, cache, False)
+        verdict = self.verdict_along(v, cache, False)
         if verdict.status == "pass" and self.low:
-            verdict = self.compare(v, cache, True)
+            verdict = self.verdict_along(v, cache, True)
         return verdict
 
-    def compare(self, v: list, cache: dict, f64: bool) -> Verdict:
+    def verdict_along(self, v: list, cache: dict, f64: bool) -> Verdict:
         """<g, v> against D(h): the floor first, the spreads only when it does not decide."""
         got = sum(float(np.vdot(g, vk)) for g, vk in zip(self.g64 if f64 else self.got, v))
         res = 0.0 if f64 else self.res
@@ -323,34 +200,22 @@ class Checker:
             verdict = Verdict("mismatch", got, fd.d, tol, fd, f64)
         return verdict
 
-    def derivative(self, v: list, noise, cache: dict) -> FD:
-        """D(h) and its truncation estimate along v, shrinking h while the stencil sees a
-        jump or D does not converge like h**2; `noise(h)` bounds the roundoff of one D(h)."""
+    def derivative(self, v: list, roundoff, cache: dict) -> FD:
+        """D(h) and its truncation estimate along v (`stencil.central_difference`), the step
+        shrunk while the stencil sees a jump; `roundoff(h)` bounds the roundoff of one D(h)."""
         def L(t):
             if t == 0:
                 return self.L0
             if t not in cache:
                 cache[t] = self.p.evaluate([x + t * vk for x, vk in zip(self.p.x, v)], False)[0]
             return cache[t]
-        h, last = self.h0, FD()
-        for _ in range(SHRINKS + 1):
-            Ls = {t: L(t) for t in (-4 * h, -2 * h, -h, h, 2 * h, 4 * h)}
-            if not all(math.isfinite(x) for x in Ls.values()):
-                return FD(h=h, why="not finite")
-            d1 = (Ls[h] - Ls[-h]) / (2 * h)
-            d2 = (Ls[2 * h] - Ls[-2 * h]) / (4 * h)
-            d4 = (Ls[4 * h] - Ls[-4 * h]) / (8 * h)
+
+        def jump(h, Ls):
             # one-sided differences: a(s) = D+(s) - D-(s) is ~L'' s on a smooth L, the jump at a kink
             a1, a2, a4 = ((Ls[s] - 2 * self.L0 + Ls[-s]) / s for s in (h, 2 * h, 4 * h))
             b1, b2 = a2 - 2 * a1, a4 - 2 * a2     # ~L'''' h**3 (b2 ~ 8 b1) if smooth, -jump at a kink
-            jump = abs(b1) > SAFETY * 4 * noise(h) and abs(b2) < 4 * abs(b1)
-            e1, e2, n = abs(d2 - d1), abs(d4 - d2), 6 * noise(h)
-            last = FD(h=h, why="kink" if jump else "not smooth", left=(self.L0 - Ls[-h]) / h,
-                      right=(Ls[h] - self.L0) / h, central=(d1, d2, d4))
-            if not jump and 2 * e1 - n <= e2 <= 8 * e1 + n:   # error ~ h^2: doubling h quadruples it
-                return FD(d1, e1 / 3, h, True)
-            h /= 8
-        return last
+            return abs(b1) > SAFETY * 4 * roundoff(h) and abs(b2) < 4 * abs(b1)
+        return central_difference(L, self.h0, roundoff, jump=jump)
 
     # ------------------------------------------------------------------ coordinates
     def where(self, i: int) -> tuple:

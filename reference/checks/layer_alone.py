@@ -7,40 +7,29 @@ entries, so the dropped ones are the zeros of the output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from reference import printer
 from reference.checks import Mismatch, Outcome
+from reference.programs import printer
 from reference.registry import LAYERS
+from reference.registry.layers import DropoutRun
+
+__all__ = ["DropoutRun", "check_dropout", "dropout_script"]
 
 
-@dataclass(frozen=True)
-class DropoutRun:
-    shape: tuple
-    rate: float
-    seed: int
-    dtype: str = "float64"
-
-    def arrays(self) -> tuple:
-        rng = np.random.default_rng(self.seed)
-        x = rng.uniform(0.5, 2.0, self.shape) * rng.choice([-1.0, 1.0], self.shape)
-        return x.astype(self.dtype), rng.standard_normal(self.shape).astype(self.dtype)
-
-    def script(self) -> list:
-        """The run as plain pygrad statements."""
-        x, w = self.arrays()
-        dt = "" if self.dtype == "float64" else f", dtype={self.dtype}"
-        return [f"np.random.seed({self.seed})", f"x = Tensor({printer.array_literal(x)}{dt})",
-                f"out = Dropout(rate={self.rate!r})(x, training=True)",
-                f"(out * Tensor({printer.array_literal(w)}{dt}, learnable=False, leaf=True)).sum().backward()"]
+def dropout_script(run: DropoutRun) -> list:
+    """The run as plain pygrad statements."""
+    x, w = run.arrays()
+    dt = "" if run.dtype == "float64" else f", dtype={run.dtype}"
+    return [f"np.random.seed({run.seed})", f"x = Tensor({printer.array_literal(x)}{dt})",
+            f"out = Dropout(rate={run.rate!r})(x, training=True)",
+            f"(out * Tensor({printer.array_literal(w)}{dt}, learnable=False, leaf=True)).sum().backward()"]
 
 
 def check_dropout(case: DropoutRun) -> Outcome:
     from pygrad import Dropout, Tensor
     x, w = case.arrays()
-    body = case.script()
+    body = dropout_script(case)
     row = LAYERS["dropout"].row
 
     def fail(check, message, assertion):

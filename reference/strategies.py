@@ -18,7 +18,7 @@
 Like the suite's own strategies they draw structure first (shapes, dtype), values last, so
 hypothesis shrinks a failure to the smallest shapes before the numbers. `dtype=None` draws
 float64 or float32. (The suite's generators of random programs and Modules for pygrad itself
-are in `reference.strategies.programs` and `reference.strategies.modules`.)
+are in `reference.generators`.)
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.strategies.values import MARGIN, R, floats
+from reference.numerics import DTYPES
+from reference.value_strategies import MARGIN, R, floats
 
 __all__ = ["arrays", "tensors", "broadcastable", "batches", "shapes", "dtypes", "MARGIN", "R"]
 
-DTYPES = ("float64", "float32")
 DOMAINS = ("real", "pos", "unit", "nonzero")
 
 

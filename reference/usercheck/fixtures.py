@@ -1,5 +1,5 @@
-"""pytest plugin for checking your own code (entry point `reference.pytest_plugin`, active
-once pygrad is installed).
+"""pytest plugin for checking your own code (entry point `reference.usercheck.fixtures`,
+active once pygrad is installed).
 
     from hypothesis import given
     from reference import strategies as rs
@@ -32,7 +32,7 @@ def pytest_configure(config):
 def _rejecting_kinks(check):
     def run(*args, **kwargs):
         import hypothesis
-        from reference.fdcheck import KinkError
+        from reference.usercheck.errors import KinkError
         try:
             return check(*args, **kwargs)
         except KinkError as e:
@@ -48,12 +48,12 @@ def _rejecting_kinks(check):
 @pytest.fixture(scope="session")
 def gradcheck():
     """`reference.gradcheck`; an example at a kink is rejected inside a hypothesis test."""
-    from reference.usercheck import gradcheck as check
+    from reference.usercheck.functions import gradcheck as check
     return _rejecting_kinks(check)
 
 
 @pytest.fixture(scope="session")
 def check_module():
     """`reference.check_module`; an example at a kink is rejected inside a hypothesis test."""
-    from reference.modulecheck import check_module as check
+    from reference.usercheck.modules import check_module as check
     return _rejecting_kinks(check)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.program import Input, Node, Program
-from reference.registry import MODULE_LOSSES, SpecError
-from reference.registry.spec import DTYPES
+from reference.numerics import DTYPES
+from reference.programs.graph import Input, Node, Program
+from reference.registry import MODULE_LOSSES, Layer, SpecError
+from reference.registry.layers import completing
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def shapes(spec: ModuleSpec) -> list:
     loss = MODULE_LOSSES[spec.loss]
     if loss.logits and len(acts[-1]) != 2:
         raise SpecError(f"{spec.loss} needs logits of per-sample shape (n, w), got {acts[-1]}")
-    if loss.probabilities and (not spec.layers or spec.layers[-1].kind not in ("sigmoid", "softmax")):
+    if loss.probabilities and (not spec.layers or not spec.layers[-1].spec.probabilities):
         raise SpecError(f"{spec.loss} needs a last layer sigmoid or softmax (predictions in [0, 1])")
     return acts
 
@@ -93,11 +94,9 @@ def complete(layers: list, acts: list, loss: str) -> list:
     need = MODULE_LOSSES[loss]
     layers = list(layers)
     if need.logits and len(acts[-1]) != 2:
-        from reference.registry import Layer
-        layers.append(Layer.make("flatten"))
-    if need.probabilities and (not layers or layers[-1].kind not in ("sigmoid", "softmax")):
-        from reference.registry import Layer
-        layers.append(Layer.make("sigmoid"))
+        layers.append(Layer.make(completing("logits").kind))
+    if need.probabilities and (not layers or not layers[-1].spec.probabilities):
+        layers.append(Layer.make(completing("probabilities").kind))
     return layers
 
 

@@ -1,4 +1,5 @@
-"""Programs: a DAG of registry ops over named inputs, and its pygrad and NumPy interpreters.
+"""Programs: a DAG of registry ops over named inputs (the interpreters are in
+`reference.programs.interpreters`, the torch one in `reference.oracles.torch_run`).
 
 A `Program` is plain data: inputs (name, shape, dtype, role), op nodes (name, op, operand
 names, arguments, role) in execution order, and the name of the scalar root. Values live
@@ -10,7 +11,7 @@ Tensor: `x - c`, `x @ c`); a node belongs to the `body` (what was drawn) or the 
 Every program ends in a loss built from ordinary nodes: each sink `s` (a body node nobody
 consumes) is multiplied by a constant cotangent input and summed, and the sums are added.
 A random cotangent matters: with a ones cotangent the gradient of softmax is exactly 0 and
-a transposed rule can go unseen. The torch interpreter lives in `reference.oracles`.
+a transposed rule can go unseen.
 """
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ import numpy as np
 
 from reference.registry import spec_of
 
+
 @dataclass(frozen=True)
 class Input:
     name: str
     shape: tuple
     dtype: str = "float64"
     role: str = "input"
-    domain: str = "real"        # what the values were drawn from (see strategies.values)
+    domain: str = "real"        # what the values were drawn from (see reference.value_strategies)
 
     @property
     def leaf(self) -> bool:
@@ -160,69 +162,3 @@ def single_op(op: str, shapes, args=None, dtypes=None, roles=None, domains=None,
     inputs = [Input(f"x{i}", tuple(shapes[i]), dtypes[i], roles[i], domains[i]) for i in range(n)]
     operands = ("x0", "x0") if same_operand else tuple(i.name for i in inputs)
     return with_loss(inputs, [Node(f"v{n}", op, operands, dict(args or {}))])
-
-
-# ---------------------------------------------------------------------------- interpreters
-class PygradRaised(Exception):
-    """pygrad raised while running a node (forward) or the backward pass."""
-
-    def __init__(self, where: str, exc: BaseException):
-        super().__init__(f"{where}: {type(exc).__name__}: {exc}")
-        self.where, self.exc = where, exc
-
-
-class Progress:
-    """Where the pygrad interpreter is: read by the harness to name the node a hang or a
-    crash reached. `listener(name)` is called before each node runs (and with "backward")."""
-
-    listener = None
-    node: str | None = None
-
-    @classmethod
-    def at(cls, name: str) -> None:
-        cls.node = name
-        if cls.listener is not None:
-            cls.listener(name)
-
-
-def make_inputs(prog: Program, values: Mapping) -> dict:
-    """name -> the pygrad operand of every input: a Tensor, or a plain array (role `array`)."""
-    from pygrad import Tensor
-    return {i.name: np.asarray(values[i.name], dtype=i.dtype) if i.role == "array" else
-            Tensor(values[i.name], label=i.name, dtype=i.dtype, learnable=i.learnable, leaf=i.leaf)
-            for i in prog.inputs}
-
-
-def run_pygrad(prog: Program, values: Mapping) -> dict:
-    """name -> Tensor for every input and node (forward only)."""
-    env = make_inputs(prog, values)
-    for n in prog.nodes:
-        Progress.at(n.name)
-        try:
-            env[n.name] = n.spec.call(*[env[o] for o in n.operands], **n.args)
-        except Exception as exc:  # noqa: BLE001 - reported as a finding
-            raise PygradRaised(n.name, exc) from exc
-    return env
-
-
-def backward_pygrad(env: dict, root: str, reset_grad: bool = True) -> None:
-    Progress.at("backward")
-    try:
-        env[root].backward() if reset_grad else env[root].backward(reset_grad=False)
-    except Exception as exc:  # noqa: BLE001
-        raise PygradRaised("backward", exc) from exc
-
-
-def run_numpy(prog: Program, values: Mapping, with_kinks: bool = False):
-    """Float64 forward with the registry's NumPy references: name -> ndarray, and with
-    `with_kinks` also node name -> the op's kinks."""
-    env = {i.name: np.asarray(values[i.name], dtype=np.float64) for i in prog.inputs}
-    kinks = {}
-    with np.errstate(all="ignore"):
-        for n in prog.nodes:
-            spec, args = n.spec, n.spec.all_args(n.args)
-            ops = [env[o] for o in n.operands]
-            if with_kinks:
-                kinks[n.name] = spec.kinks(ops, args)
-            env[n.name] = np.asarray(spec.numpy(*ops, **args), dtype=np.float64)
-    return (env, kinks) if with_kinks else env

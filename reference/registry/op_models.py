@@ -1,4 +1,4 @@
-"""The numerical parts of registry entries: PyTorch twins and NumPy references where the
+"""The models of registry entries beyond their call: PyTorch twins and NumPy references where the
 libraries' semantics differ, kinks, sign rules and rounding-error models."""
 from __future__ import annotations
 

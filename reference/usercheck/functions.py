@@ -1,22 +1,22 @@
-"""Checks of users' own code: `gradcheck` for a function of Tensors (and the helpers it shares
-with `reference.modulecheck`'s `check_module` for a Module).
+"""`gradcheck` for a function of Tensors (and the helpers it shares with
+`reference.usercheck.modules`' `check_module` for a Module).
 
-Both apply the suite's oracles and tolerance rule to code the suite has never seen: the
-gradient against central finite differences in float64 (`reference.fdcheck`, the rule of
-`checks.program.check_fd`, kinks found by the stencil), values and gradients against an
-optional PyTorch twin (`reference.compare`'s rule: SAFETY * (spread + u |T| + tiny)), and for
-a Module the properties `checks.module` checks on random Modules.
+Both apply the suite's tolerance rule to code the suite has never seen: the gradient against
+central finite differences in float64 (`reference.usercheck.point`, the rule of
+`checks.programs.check_fd`, kinks found by the stencil), values and gradients against an
+optional PyTorch twin (`reference.numerics.tolerance`: SAFETY * (spread + u |T| + tiny)),
+and for a Module the properties `checks.module_calls` checks on random Modules.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
-from reference.compare import SAFETY, tiny
-from reference.fdcheck import (COORDINATES, GradcheckError, GradientMismatch, KinkError, Point, ValueMismatch,
-                               check_point, noise, resolution, unit, worst)
+from reference.numerics import tolerance, unit
+from reference.usercheck.errors import GradientMismatch, ValueMismatch
+from reference.usercheck.noise import measure_noise, resolution, worst_element
+from reference.usercheck.point import COORDINATES, Point, check_point
 
-__all__ = ["gradcheck", "GradcheckError", "GradientMismatch", "ValueMismatch", "KinkError"]
+__all__ = ["gradcheck"]
 
 
 def index_of(shape: tuple, flat: int) -> tuple:
@@ -27,13 +27,12 @@ def describe(name: str, t) -> str:
     return f"{name} ({t.dtype}, shape {t.shape})"
 
 
-def tolerances(want: np.ndarray, dtype, spread_of, res: float = 0.0):
+def tolerances_of(want: np.ndarray, dtype, spread_of, res: float = 0.0):
     """The suite's tolerances of `want` (an exact float64 reference) for a result of
     `dtype`, cheapest first: the floor SAFETY (u |want| + tiny), then with the spread (the
-    measured noise). `res`: the resolution of a lower-precision computation (`fdcheck`)."""
-    u, t = unit(dtype), tiny(np.dtype(dtype).name)
-    yield SAFETY * (u * np.abs(want) + t + res)
-    yield SAFETY * (spread_of() + u * np.abs(want) + t + res)
+    measured noise). `res`: the resolution of a lower-precision computation (`noise.resolution`)."""
+    yield tolerance(want, dtype, 0.0, res)
+    yield tolerance(want, dtype, spread_of(), res)
 
 
 def check_ints(who: str, **values) -> None:
@@ -57,7 +56,7 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
     central finite differences of L in float64 -- fn runs on float64 copies of the inputs,
     also for float32 inputs, whose float32 gradient gets float32's tolerance -- along a
     random direction and along every coordinate when the inputs have at most `coordinates`
-    entries, under the suite's tolerance rule (see `reference.fdcheck`). With `torch_fn`
+    entries, under the suite's tolerance rule (see `reference.usercheck.point`). With `torch_fn`
     (the same function of torch tensors), fn's value and gradients are also compared with
     PyTorch's in float64; `fd=False` then skips finite differences (e.g. at a kink, where
     torch defines the derivative).
@@ -113,11 +112,11 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
     _, grads = run()
 
     def spreads():
-        """The rounding noise of fn's value and gradients (`fdcheck.noise`)."""
+        """The rounding noise of fn's value and gradients (`noise.measure_noise`)."""
         def f(arrays):
             value, gs = run(arrays[:-1], arrays[-1:])
             return [value] + gs
-        return noise(f, [inputs[k].value for k in checked] + [np.ones(y.shape)],
+        return measure_noise(f, [inputs[k].value for k in checked] + [np.ones(y.shape)],
                      [inputs[k].dtype for k in checked] + [y.dtype], [y.value] + grads, [seed, 3])
     what = "fn(*inputs)" if y.size == 1 else (f"L = sum(w * fn(*inputs)), w a fixed random array of the output's "
                                               f"shape {y.shape} (seed={seed})")
@@ -152,9 +151,9 @@ def gradcheck(fn, *inputs, torch_fn=None, fd: bool = True, seed: int = 0, coordi
 
 def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, measure) -> None:
     """fn's value and gradients against torch_fn's, in float64, under the suite's rule. The
-    spread is the measured rounding noise (`fdcheck.noise`) of pygrad's computation plus that
+    spread is the measured rounding noise (`noise.measure_noise`) of pygrad's computation plus that
     of torch_fn's (a float64 twin rounds too: a max-shifted exp amplifies it); a gradient is
-    also allowed the resolution of its precision (`fdcheck.resolution`: the bound the finite
+    also allowed the resolution of its precision (`noise.resolution`: the bound the finite
     difference comparison carries through its roundoff term), since rounding hidden behind
     a saturated intermediate shows in neither noise."""
     import torch
@@ -200,11 +199,11 @@ def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, measure) -> Non
                 value, gs = run(arrays[:-1], arrays[-1:])
                 return [value] + gs
             mine = measure()
-            theirs = noise(twin, x + [np.ones(y.shape)], [np.float64] * (len(x) + 1), [want_y] + want_g, [0, 4])
+            theirs = measure_noise(twin, x + [np.ones(y.shape)], [np.float64] * (len(x) + 1), [want_y] + want_g, [0, 4])
             total = [a + b for a, b in zip(mine, theirs)]
             box["y"], box["g"] = total[0], total[1:]
         return box
-    i, tol = worst(y.value, want_y, tolerances(want_y, y.dtype, lambda: spreads()["y"], res_y))
+    i, tol = worst_element(y.value, want_y, tolerances_of(want_y, y.dtype, lambda: spreads()["y"], res_y))
     if i is not None:
         idx, got, want = index_of(y.shape, i), float(y.value.reshape(-1)[i]), float(want_y.reshape(-1)[i])
         raise ValueMismatch(f"gradcheck: the value of fn differs from torch_fn's at index {idx}:\n"
@@ -212,7 +211,7 @@ def _torch_twin(torch_fn, inputs, checked, names, y, grads, w64, measure) -> Non
                             f"  |error| {abs(got - want):.3g} > tolerance {tol:.3g}", None, idx, got, want, tol)
     for j, k in enumerate(checked):
         g = grads[j]
-        i, tol = worst(g, want_g[j], tolerances(want_g[j], g.dtype, lambda j=j: spreads()["g"][j], res_g))
+        i, tol = worst_element(g, want_g[j], tolerances_of(want_g[j], g.dtype, lambda j=j: spreads()["g"][j], res_g))
         if i is not None:
             idx, got, want = index_of(g.shape, i), float(g.reshape(-1)[i]), float(want_g[j].reshape(-1)[i])
             raise GradientMismatch(f"gradcheck: the gradient of {names[k]} differs from torch_fn's at index {idx}:\n"

@@ -1,7 +1,7 @@
 """Ops and programs: pygrad against the PyTorch oracle and finite differences.
 
 `check_program` runs a program in pygrad and compares every node's value, then every
-gradient after each backward pass, with torch (`reference.compare`'s rule), and the loss's
+gradient after each backward pass, with torch (`reference.numerics.tolerance`), and the loss's
 gradient with central finite differences (`<grad, v>` for a random unit v, and every
 coordinate when the inputs have at most `FD_FULL_MAX` entries):
 
@@ -11,7 +11,7 @@ with |D(2h) - D(h)| / 3 Richardson's estimate of the truncation error, eps_L the
 rounding of the loss (its spread rescaled to float64, plus u64 |L|), eps_x = u64 sum |g_i|
 (|x_i| + 4h |v_i|) the rounding of the shifted inputs x + t v themselves, and eps_g =
 sum |v_i| (spread(g_i) + u |g_i|) the rounding pygrad's own gradient is allowed. FD runs
-only where no kink lies within reach (see `oracles.fd_derivative`).
+only where no kink lies within reach (see `oracles.program_fd.fd_derivative`).
 
 A disagreement names the first wrong node: the first node (in execution order) whose value
 disagrees; else the wrong gradient closest to the root, blamed on the consumer whose
@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import oracles, printer
 from reference.checks import InvalidExample, Mismatch, Outcome
-from reference.compare import SAFETY, Oracle, compare
-from reference.conditions import node_conditions
-from reference.program import Input, Node, Program, PygradRaised, backward_pygrad, run_pygrad, with_loss
-from reference.registry import ENGINE_ROW, U
+from reference.numerics import SAFETY, U, U64
+from reference.oracles.oracle import Oracle
+from reference.oracles.program_fd import directions, fd_derivative, fd_step
+from reference.programs import printer
+from reference.programs.conditions import node_conditions
+from reference.programs.graph import Input, Node, Program, with_loss
+from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
+from reference.registry import ENGINE_ROW
+from reference.tolerances import judge
 
 FD_FULL_MAX = 8
 
@@ -74,7 +78,7 @@ def _mismatch(check, prog, values, oracle, name, message, where, reproducer) -> 
 
 def check_values(prog, values, oracle: Oracle, env, out: Outcome) -> None:
     for n in prog.nodes:
-        problem, r = compare(env[n.name].value, oracle.values[n.name], prog.dtype(n.name), oracle.value_tols(n.name))
+        problem, r = judge(env[n.name].value, oracle.values[n.name], prog.dtype(n.name), oracle.value_tols(n.name))
         out.note(row_of(prog, n.name), r)
         if problem:
             raise _mismatch("value", prog, values, oracle, n.name,
@@ -88,7 +92,7 @@ def check_grads(prog, values, oracle: Oracle, env, out: Outcome, p: int, passes:
     backward()) against torch's."""
     bad = {}
     for name in prog.graded:
-        problem, r = compare(env[name].grad, oracle.grads(p)[name], prog.dtype(name), oracle.grad_tols(name, p))
+        problem, r = judge(env[name].grad, oracle.grads(p)[name], prog.dtype(name), oracle.grad_tols(name, p))
         out.note(row_of(prog, name), r)
         if problem:
             bad[name] = problem
@@ -180,21 +184,21 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
     grads = {i.name: np.asarray(env[i.name].grad, dtype=np.float64) for i in learn}
     g_abs = {k: np.abs(oracle.grads(0)[k]) for k in grads}
     loss_abs = abs(float(oracle.values[prog.root]))
-    h = oracles.fd_step(prog, values)
+    h = fd_step(prog, values)
     worst = 0.0
-    for v in oracles.directions(prog, np.random.default_rng([seed, 1]), FD_FULL_MAX):
+    for v in directions(prog, np.random.default_rng([seed, 1]), FD_FULL_MAX):
         got = sum(float(np.vdot(grads[k], v[k])) for k in v)
         for full in (False, True):   # the floor first: spreads only when it does not decide
             u = max(U[d] for d in prog.dtypes)
-            spread_loss = oracle.loss_spread() * (oracles.U64 / u) if full else 0.0
-            eps_loss = spread_loss + oracles.U64 * loss_abs
+            spread_loss = oracle.loss_spread() * (U64 / u) if full else 0.0
+            eps_loss = spread_loss + U64 * loss_abs
 
             def roundoff(step, v=v, eps_loss=eps_loss):
                 """Bound on the roundoff of one central difference with this step."""
-                eps_in = oracles.U64 * sum(float(np.vdot(g_abs[k], np.abs(values[k]) + 4 * step * np.abs(v[k])))
+                eps_in = U64 * sum(float(np.vdot(g_abs[k], np.abs(values[k]) + 4 * step * np.abs(v[k])))
                                            for k in v)
                 return 2 * (eps_loss + eps_in) / step
-            fd = oracles.fd_derivative(prog, values, v, h, noise=roundoff)
+            fd = fd_derivative(prog, values, v, h, noise=roundoff)
             if not fd.clear:
                 out.fd_skipped = fd.why
                 return
@@ -226,7 +230,7 @@ def regression(prog: Program, values, oracle: Oracle | None, check: str, passes:
     body += [f"{prog.root}.{c}" for c in (calls or ["backward()"] + ["backward(reset_grad=False)"] * (passes - 1))]
     body += extra or []
     if oracle is not None and fd is None:
-        body.append("# expected: PyTorch float64 on the same inputs; tolerance: reference.compare's rule")
+        body.append("# expected: PyTorch float64 on the same inputs; tolerance: reference.numerics.tolerance")
         p = passes - 1
         for n in prog.body_nodes():
             body.append(printer.close_line(f"value of {n.name}", f"{n.name}.value", prog.dtype(n.name),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from reference.cases import DropoutCase, ModuleCase, TrainCase
-from reference.checks.layers import DropoutRun
-from reference.checks.module import ModuleCalls
+from reference.checks.layer_alone import DropoutRun
+from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
-from reference.nets import ModuleSpec, complete, make_batch, shapes
+from reference.generators.programs import oracle_seed
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import DTYPES, LAYERS, MODULE_LOSSES, OPTIMIZERS
-from reference.strategies.programs import oracle_seed
+from reference.registry.layers import completing
 
 BATCH = st.integers(1, 4)
 
@@ -20,7 +21,8 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
     """A consistent `ModuleSpec`, drawn layer by layer from the tracked per-sample shape: each
     layer kind that fits it (the table's `draw`), then the loss, with what the loss needs
     appended (a Flatten before logits, a Sigmoid before probabilities). `weights`: at least
-    one layer with weights (a Linear is appended to a model without). `chunkable`: a loss whose
+    one layer with weights (the table's layer that `completes` "weights" -- a Linear -- is
+    appended to a model without). `chunkable`: a loss whose
     divisor does not depend on the values (step_single accumulation applies)."""
     dtype = dtype or draw(st.sampled_from(DTYPES))
     conv = draw(st.booleans())
@@ -35,7 +37,7 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
         layers.append(layer)
         acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
     if weights and not any(layer.spec.weights(layer) for layer in layers):
-        layers.append(draw(LAYERS["linear"].draw((1, 2), [])))
+        layers.append(draw(completing("weights").draw((1, 2), [])))
         acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
     loss = draw(st.sampled_from(sorted(n for n, m in MODULE_LOSSES.items() if m.reduction or not chunkable)))
     return ModuleSpec(shape, tuple(complete(layers, acts, loss)), loss=loss, dtype=dtype)

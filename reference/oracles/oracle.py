@@ -1,4 +1,5 @@
-"""Tolerances and comparisons: the one rule every check applies, never widened per test.
+"""The oracle of one example: PyTorch's exact answer and the tolerances of the one rule every
+check applies, never widened per test (`reference.numerics.tolerance`).
 
 For every compared tensor T (a node's value, or any tensor's gradient), elementwise:
 
@@ -7,7 +8,7 @@ For every compared tensor T (a node's value, or any tensor's gradient), elementw
 - `T_torch` is the exact (float64) PyTorch run on the same inputs;
 - `spread(T)` is the largest deviation of T over `RUNS` perturbed PyTorch runs, in which
   every op is disturbed by its own rounding-error model from the registry (see
-  `reference.oracles`): it is the conditioning of this very example -- how much rounding the
+  `reference.oracles.torch_run`): it is the conditioning of this very example -- how much rounding the
   program amplifies before it reaches T;
 - `u` is the unit roundoff of T's dtype (2**-53 float64, 2**-24 float32), `tiny` its
   smallest normal number; SAFETY = 16.
@@ -27,56 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import oracles
-from reference.program import Program
-from reference.registry import U
-
-SAFETY = 16
-RUNS = 4
-MAX_MAGNITUDE = 1e8
+from reference.numerics import MAX_MAGNITUDE, RUNS, SAFETY, tiny, tolerance
+from reference.oracles import torch_run
+from reference.programs.graph import Program
 
 
 class InvalidExample(Exception):
     """The example is outside what the oracles can judge; draw another one."""
-
-
-def tiny(dtype: str) -> float:
-    return float(np.finfo(dtype).tiny)
-
-
-def ratio(err: np.ndarray, tol: np.ndarray) -> np.ndarray:
-    """err / tol elementwise, 0 where err is 0 and inf where tol is 0 < err."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(err == 0, 0.0, np.where(tol > 0, err / np.where(tol > 0, tol, 1), np.inf))
-
-
-def floor(exact: np.ndarray, dtype: str) -> np.ndarray:
-    """The tolerance with no spread: SAFETY * (u |T| + tiny)."""
-    return SAFETY * (U[dtype] * np.abs(exact) + tiny(dtype))
-
-
-def compare(got, want: np.ndarray, dtype: str, tolerances) -> tuple:
-    """(problem or None, worst err/tol) of pygrad's `got` against the oracle's `want`.
-
-    `tolerances` yields tolerance arrays from the cheapest (a sound lower bound) to the
-    full one; the first under which every element passes decides."""
-    got = np.asarray(got)
-    if got.shape != want.shape:
-        return f"shape {got.shape}, torch's {want.shape}", np.inf
-    if got.dtype != np.dtype(dtype):
-        return f"dtype {got.dtype}, expected {dtype}", np.inf
-    err = np.abs(got.astype(np.float64) - want)
-    err = np.where(np.isnan(err), np.inf, err)
-    for tol in tolerances:
-        tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), want.shape)
-        ratios = ratio(err, tol)
-        worst = float(np.max(ratios, initial=0.0))
-        if worst <= 1:
-            return None, worst
-    i = np.unravel_index(int(np.argmax(ratios)), ratios.shape) if ratios.ndim else ()
-    return (f"max |error| {float(err[i]):.3g} at index {tuple(int(k) for k in i)} "
-            f"(pygrad {float(got[i]):.17g}, torch {float(want[i]):.17g}, "
-            f"tolerance {float(tol[i]):.3g})"), worst
 
 
 class Oracle:
@@ -88,7 +46,7 @@ class Oracle:
     def __init__(self, prog: Program, values, seed: int, passes: int = 1, stops=()):
         self.prog, self.values_in, self.seed, self.passes, self.stops = prog, values, seed, passes, stops
         with np.errstate(all="ignore"):
-            self.ref = oracles.run_torch(prog, values, backward_passes=passes, stops=stops)
+            self.ref = torch_run.run_torch(prog, values, backward_passes=passes, stops=stops)
         validate(prog, self.ref)
         self._spread = None
 
@@ -103,23 +61,19 @@ class Oracle:
     def value_tols(self, name: str):
         """The tolerances of node `name`'s value, cheapest first."""
         dtype = self.prog.dtype(name)
-        yield floor(self.values[name], dtype)
-        yield self.full_tol(self.values[name], self.spreads()["values"][name], dtype)
+        yield tolerance(self.values[name], dtype)
+        yield tolerance(self.values[name], dtype, self.spreads()["values"][name])
 
     def grad_tols(self, name: str, p: int = 0):
         dtype = self.prog.dtype(name)
-        yield floor(self.grads(p)[name], dtype)
-        yield self.full_tol(self.grads(p)[name], self.spreads()["grads"][p][name], dtype)
+        yield tolerance(self.grads(p)[name], dtype)
+        yield tolerance(self.grads(p)[name], dtype, self.spreads()["grads"][p][name])
 
     def value_tol(self, name: str) -> np.ndarray:
         return list(self.value_tols(name))[-1]
 
     def grad_tol(self, name: str, p: int = 0) -> np.ndarray:
         return list(self.grad_tols(name, p))[-1]
-
-    @staticmethod
-    def full_tol(exact, spread, dtype) -> np.ndarray:
-        return SAFETY * (spread + U[dtype] * np.abs(exact) + tiny(dtype))
 
     def loss_spread(self) -> float:
         return self.spreads()["loss"]
@@ -131,9 +85,9 @@ class Oracle:
         if self._spread is None:
             prog = self.prog
             validate(prog, self.ref, underflow=True)
-            noise = oracles.Noise(np.random.default_rng(self.seed), frozenset(prog.dtypes))
+            noise = torch_run.Noise(np.random.default_rng(self.seed), frozenset(prog.dtypes))
             with np.errstate(all="ignore"):
-                runs = [oracles.run_torch(prog, self.values_in, noise, backward_passes=self.passes,
+                runs = [torch_run.run_torch(prog, self.values_in, noise, backward_passes=self.passes,
                                           stops=self.stops) for _ in range(RUNS)]
             classify_kinks(prog, self.ref, runs, noise.scale)
 

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import printer
 from reference.checks import InvalidExample, Mismatch
-from reference.checks.program import check_program
-from reference.compare import Oracle, compare
-from reference.nets import ModuleSpec, build, layer_name, loss_fn, module_code, module_program, program_values, weight
+from reference.checks.programs import check_program
+from reference.oracles.oracle import Oracle
+from reference.programs import printer
+from reference.programs.nets import (ModuleSpec, build, layer_name, loss_fn, module_code, module_program,
+                                    program_values, weight)
 from reference.registry import MODULE_ROW, OPTIMIZERS, LayerUse
 from reference.registry.layers import layer_conditions
+from reference.tolerances import judge
 
 
 class Script:
@@ -65,7 +67,7 @@ class Script:
 
     def reproducer(self, check: str, label: str, header: str, asserts: list) -> str:
         body = self.lines + ["# expected: PyTorch float64 (the model's ops, torch.optim); tolerance: "
-                             "reference.compare's rule"] * bool(asserts) + list(asserts)
+                             "reference.numerics.tolerance"] * bool(asserts) + list(asserts)
         return printer.regression_test(check, label, body, header, definitions=module_code(self.spec))
 
 
@@ -95,10 +97,10 @@ class Run:
             raise self.fail("error", f"pygrad raised {type(exc).__name__}: {exc} ({where})", where, (),
                             row, conds) from exc
 
-    def compare(self, check: str, what: str, expr: str, got, want, tols, blame=None) -> None:
+    def expect_close(self, check: str, what: str, expr: str, got, want, tols, blame=None) -> None:
         """`got` against the oracle's `want` under the suite's rule; `tols()` yields the
         tolerances cheapest first (the full one is computed only if the floor fails)."""
-        problem, r = compare(got, np.asarray(want, dtype=np.float64), self.s.spec.dtype, tols())
+        problem, r = judge(got, np.asarray(want, dtype=np.float64), self.s.spec.dtype, tols())
         self.worst = max(self.worst, min(r, 1e6))
         if problem:
             row, conds = (blame() if blame else None) or (self.row, ())
@@ -157,7 +159,7 @@ def blamer(spec: ModuleSpec, model, weights, values: dict, x, target, seed: int,
             return None
         oracle = Oracle(prog, vals, seed)
         home = model.copy if model.copy is not None else model
-        from reference.nets import shapes
+        from reference.programs.nets import shapes
         acts = shapes(spec)
         for i, layer in enumerate(spec.layers):
             names = [f"a{j}" for j in range(i + 1)]
@@ -167,7 +169,7 @@ def blamer(spec: ModuleSpec, model, weights, values: dict, x, target, seed: int,
                 got = eval(f"layer({names[-1]}{layer.spec.call_args(layer, names)})", ns).value  # noqa: S307
             except Exception:  # noqa: BLE001 - the layer itself raised
                 return layer.spec.row, layer_conditions(LayerUse(layer, acts[i], tuple(batches), spec.dtype))
-            problem, _ = compare(got, oracle.values[h[i + 1]], spec.dtype, oracle.value_tols(h[i + 1]))
+            problem, _ = judge(got, oracle.values[h[i + 1]], spec.dtype, oracle.value_tols(h[i + 1]))
             if problem:
                 return layer.spec.row, layer_conditions(LayerUse(layer, acts[i], tuple(batches), spec.dtype))
         return None
@@ -200,8 +202,8 @@ class ModuleCalls:
         out |= {"call without model_reset"} if not all(self.resets) else set()
         out |= {"optimizer step between calls"} if self.optimizer and len(self.batches) > 1 else set()
         out |= {"float32"} if self.spec.dtype == "float32" else set()
-        kinds = [layer.kind for layer in self.spec.layers]
-        if kinds[:2] == ["linear", "relu"] and not self.spec.layers[0].get("bias") and any(
+        layers = self.spec.layers
+        if len(layers) >= 2 and layers[0].spec.keeps_zero_rows(layers[0]) and layers[1].spec.kink_at_zero and any(
                 x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in self.batches):
             out.add("exact zero at a ReLU kink")
         return out
@@ -220,7 +222,7 @@ def calls_script(case: ModuleCalls) -> Script:
     return s
 
 
-def check_module(case: ModuleCalls) -> float:
+def check_module_calls(case: ModuleCalls) -> float:
     """See the module docstring. Returns the worst error/tolerance ratio."""
     spec = case.spec
     s = Script(spec, case.seed)
@@ -285,15 +287,15 @@ def _check_call(run: Run, model, weights, before: dict, x, target, got: Call, no
     prog, h = module_program(spec, b, weights)
     oracle = Oracle(prog, program_values(spec, weights, {n: v for n, (v, _) in before.items()}, x, target), noise)
     out = h[-1]
-    run.compare("value", "the output", f"{s.out}.value", got.out, oracle.values[out],
+    run.expect_close("value", "the output", f"{s.out}.value", got.out, oracle.values[out],
                 lambda: oracle.value_tols(out), blame)
-    run.compare("value", "the loss", f"{s.loss}.value", got.loss.value, oracle.values[prog.root],
+    run.expect_close("value", "the loss", f"{s.loss}.value", got.loss.value, oracle.values[prog.root],
                 lambda: oracle.value_tols(prog.root), blame)
     for w in weights:
-        run.compare("grad", f"the gradient of {w.name} in the batched copy", f"model.copy.{w.name}.grad",
+        run.expect_close("grad", f"the gradient of {w.name} in the batched copy", f"model.copy.{w.name}.grad",
                     got.grads[w.name], oracle.grads()[w.program_input],
                     lambda w=w: oracle.grad_tols(w.program_input), blame)
-    run.compare("grad", "the gradient of the input x", f"{s.x}.grad", got.x_grad, oracle.grads()["x"],
+    run.expect_close("grad", "the gradient of the input x", f"{s.x}.grad", got.x_grad, oracle.grads()["x"],
                 lambda: oracle.grad_tols("x"), blame)
     # each sample alone gives its row of the batched output
     from pygrad import Tensor
@@ -303,7 +305,7 @@ def _check_call(run: Run, model, weights, before: dict, x, target, got: Call, no
         alone = run.pygrad(lambda: np.array(model(x=Tensor(xs[i:i + 1], dtype=spec.dtype, leaf=True)).value),
                            f"sample {i} alone")
         what = f"the output of sample {i} alone"
-        problem, r = compare(alone, oracle.values[out][i:i + 1], spec.dtype,
+        problem, r = judge(alone, oracle.values[out][i:i + 1], spec.dtype,
                              (t[i:i + 1] for t in oracle.value_tols(out)))
         run.worst = max(run.worst, min(r, 1e6))
         if problem:

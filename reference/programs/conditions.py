@@ -1,19 +1,15 @@
-"""Which bug-prone conditions an example reaches: the coverage labels of the report.
+"""Which bug-prone conditions a program reaches: the coverage labels of the report.
 
 Conditions are data in the registry (each entry's `conditions` are predicates on a `Use`
-of the op); this module only assembles the uses of an example and asks. A failure's
-signature is (row, check kind, the blamed use's conditions less the row's baseline -- those
-its plain first coverage sample already reaches), so one bug seen under incidental
-conditions is still one finding.
+of the op); this module only assembles the uses of a program's nodes and asks.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from reference.program import Node, Program, run_numpy
-from reference.registry import ENGINE_ROW, LOSS_OPS, OPS, Use
+from reference.programs.graph import Node, Program
+from reference.programs.interpreters import run_numpy
+from reference.registry import ENGINE_ROW, Use
 
 
 def use_of(prog: Program, node: Node, values: dict | None) -> Use:
@@ -63,25 +59,3 @@ def program_conditions(prog: Program, values: dict | None = None) -> dict:
         out.setdefault(n.spec.row, set()).update(node_conditions(prog, n, values))
     out.setdefault(ENGINE_ROW, set()).update(engine_conditions(prog))
     return out
-
-
-@functools.lru_cache(maxsize=None)
-def baseline(row: str) -> frozenset:
-    """The conditions the row's plain (first) coverage sample reaches."""
-    from reference.coverage import sample_case
-    for spec in list(OPS.values()) + list(LOSS_OPS.values()):
-        if spec.row == row and spec.all_samples():
-            case = sample_case(spec, 0)
-            return frozenset(case.conditions().get(row, ()))
-    return frozenset()
-
-
-def signature(row: str | None, check: str, conditions) -> tuple:
-    """What tells two failures apart: row, check kind, conditions beyond the row's baseline."""
-    return (row or ENGINE_ROW, check, frozenset(conditions) - baseline(row or ENGINE_ROW))
-
-
-def explains(known: tuple, found: tuple) -> bool:
-    """A known finding explains a new failure of the same row and check kind whose
-    conditions include the known one's: both are most likely the same bug."""
-    return known[:2] == found[:2] and known[2] <= found[2]

@@ -12,15 +12,12 @@ import copy as copymod
 
 import numpy as np
 
-from reference.fdcheck import COORDINATES, GradcheckError, Point, check_point, noise, worst
-from reference.usercheck import check_ints, describe, index_of, not_finite, tolerances
+from reference.usercheck.errors import ModuleCheckError
+from reference.usercheck.functions import check_ints, describe, index_of, not_finite, tolerances_of
+from reference.usercheck.noise import measure_noise, worst_element
+from reference.usercheck.point import COORDINATES, Point, check_point
 
-__all__ = ["check_module", "ModuleCheckError"]
-
-
-class ModuleCheckError(GradcheckError):
-    """A Module breaks one of the suite's Module properties (batched = per-sample, original
-    weights untouched, weights never resized, copy semantics of a step and of model_reset)."""
+__all__ = ["check_module"]
 
 
 SAMPLES = 8      # samples of the batch checked alone
@@ -230,7 +227,8 @@ class _ModuleCheck:
             mine = np.array([r for r, _ in rows])
             theirs = np.array([r for _, r in rows])
             gv, want = g.value[mine], o.value[theirs].astype(np.float64)
-            i, tol = worst(gv, want, tolerances(want, o.dtype, lambda j=j, t=theirs: self.out_spread()[j][t]))
+            i, tol = worst_element(gv, want,
+                                   tolerances_of(want, o.dtype, lambda j=j, t=theirs: self.out_spread()[j][t]))
             if i is not None:
                 idx = index_of(gv.shape, i)
                 r = int(mine[idx[0]]), int(theirs[idx[0]])
@@ -273,12 +271,13 @@ class _ModuleCheck:
         return outs
 
     def out_spread(self) -> list:
-        """The rounding noise of every output of the batch (`fdcheck.noise`), the inputs moved."""
+        """The rounding noise of every output of the batch (`noise.measure_noise`), the inputs moved."""
         if self._spread is None:
             def f(arrays):
                 return [o.value for o in self.call(self.m, self.inputs(values=dict(zip(self.batch, arrays))))]
-            self._spread = noise(f, [self.raw[k].value for k in self.batch], [self.raw[k].dtype for k in self.batch],
-                                 [o.value for o in self.call(self.m, self.inputs())], [self.seed, 4])
+            self._spread = measure_noise(f, [self.raw[k].value for k in self.batch],
+                                         [self.raw[k].dtype for k in self.batch],
+                                         [o.value for o in self.call(self.m, self.inputs())], [self.seed, 4])
         return self._spread
 
     # ------------------------------------------------------------------ 3. gradients vs finite differences
@@ -325,7 +324,7 @@ class _ModuleCheck:
         self.synced("after model_reset() and a call")
         for j, (s, f) in enumerate(zip(stepped, fresh)):
             want = f.value.astype(np.float64)
-            i, tol = worst(s.value, want, tolerances(want, f.dtype, lambda j=j: self.out_spread()[j]))
+            i, tol = worst_element(s.value, want, tolerances_of(want, f.dtype, lambda j=j: self.out_spread()[j]))
             if i is not None:
                 idx = index_of(s.shape, i)
                 raise self.fail(f"after an optimizer step, a call without model_reset() and one after it give "

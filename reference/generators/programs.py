@@ -19,10 +19,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from reference.cases import ProgramCase
-from reference.program import Input, Node, Program, node_layout, with_loss
+from reference.programs.graph import Input, Node, Program, node_layout, with_loss
 from reference.registry import DTYPES, OPS
 from reference.registry.rules import MAX_SIZE
-from reference.strategies.values import WIDE, values
+from reference.value_strategies import WIDE, values
 
 ENV_ONLY = "PYGRAD_CHECK_ONLY"
 

@@ -4,7 +4,7 @@
 run -- a plain `pytest` -- nothing is written and there is no budget):
 
 - `PYGRAD_CHECK_DIR`: a fresh directory; each pytest process appends JSON lines to its own
-  `<worker>.jsonl` (`gate.streams`): `collected`, `start`, `tick` (examples so far), `finding`
+  `<worker>.jsonl` (`runstate.streams`): `collected`, `start`, `tick` (examples so far), `finding`
   (as soon as one is found, shrunk), `test` (per-row statistics and conditions of a test);
 - `PYGRAD_CHECK_START` / `PYGRAD_CHECK_DEADLINE`: when the run started and when drawing must
   stop (epoch seconds). The coverage pass always runs in full; each random test then gets a
@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from reference.gate.streams import Stream, Writer
+from reference.runstate.streams import Stream, Writer
 
 ENV_DIR = "PYGRAD_CHECK_DIR"
 ENV_START = "PYGRAD_CHECK_START"
@@ -122,6 +122,7 @@ class _State:
     writer: Writer | None = None
     current: TestStats | None = None
     tests: dict = {}                # random test nodeid -> declared rows
+    conditions: dict = {}           # row -> the conditions it must reach (every row of the report)
     stream: Stream | None = None
     known: list = []                # signatures of every finding seen (this run)
     fatal: set = set()              # rows with a hang or crash finding
@@ -141,10 +142,12 @@ def _write(record: dict) -> None:
     S.writer.write(record)
 
 
-def collected(n: int, random_tests: dict, coverage_tests: int, rows: list) -> None:
+def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None) -> None:
     """The tests of this process's session: their count, the random ones' rows, how many
-    make the coverage pass, and the report's rows with their conditions."""
+    make the coverage pass, and the report's rows with their conditions (`rows`: those the
+    run reports; `conditions`: row -> conditions of every row, for the time shares)."""
     S.tests = dict(random_tests)
+    S.conditions = dict(conditions or {})
     _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows})
 
 
@@ -181,10 +184,9 @@ def begin(nodeid: str, kind: str) -> None:
                         h[c] = h.get(c, 0) + k
                     if n:
                         costs[row] = r["seconds"] / max(n, 1)
-        from reference.registry import row_conditions
         for row in {row for rows in S.tests.values() for row in rows}:
             h = hits.setdefault(row, {})
-            for c in row_conditions(row):
+            for c in S.conditions.get(row, ()):
                 h.setdefault(c, 0)
         weights = {t: weight(rows, hits, costs) for t, rows in S.tests.items()}
         waiting = {t for t in S.tests if t not in started}

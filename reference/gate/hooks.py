@@ -1,9 +1,9 @@
-"""pytest plugin of a gate run (`python -m reference` passes `-p reference.gate.plugin`).
+"""pytest plugin of a gate run (`python -m reference` passes `-p reference.gate.hooks`).
 
 In the workers:
 - `--only` (env PYGRAD_CHECK_ONLY) keeps the tests whose rows it names; the coverage pass
-  runs first, then the random properties; each test's rows go to `session` (time shares);
-- every test opens and closes its statistics in `session`; a random test whose share is
+  runs first, then the random properties; each test's rows go to `runstate.session` (time shares);
+- every test opens and closes its statistics in `runstate.session`; a random test whose share is
   already spent is skipped at once, and the "budget spent" skip becomes a pass;
 - a test that failed for any other reason than its recorded findings is an internal error
   of the suite (exit status 2, never 1);
@@ -20,8 +20,8 @@ import traceback
 
 import pytest
 
-from reference.gate import session as state
-from reference.gate.streams import Writer
+from reference.runstate import session as state
+from reference.runstate.streams import Writer
 
 COVERAGE_TEST = "test_coverage"
 
@@ -85,9 +85,10 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             item.add_marker(pytest.mark.timeout(limit, method="thread"))
     from reference.registry import row_conditions, rows
-    table = [[row, list(row_conditions(row))] for row in rows() if only is None or row in only]
+    conditions = {row: list(row_conditions(row)) for row in rows()}
+    table = [[row, conditions[row]] for row in rows() if only is None or row in only]
     state.collected(len(items), {i.nodeid: item_rows(i) for i in items if item_kind(i) == "random"},
-                    sum(item_kind(i) == "coverage" for i in items), table)
+                    sum(item_kind(i) == "coverage" for i in items), table, conditions)
 
 
 def pytest_sessionstart(session):
@@ -156,7 +157,7 @@ def pytest_handlecrashitem(crashitem, report, sched):
     flight = state.read_inflight(worker) or {}
     rows = flight.get("rows") or ["engine"]
     node = flight.get("node") or "an unknown point"
-    from reference.printer import regression_test
+    from reference.programs.printer import regression_test
     repro = regression_test("error", "worker_crash", flight["body"] + ["# under the gate the process running this "
                             f"died (at {node})"], definitions=flight.get("definitions", "")) \
         if flight.get("body") else None
