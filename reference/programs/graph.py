@@ -31,6 +31,7 @@ class Input:
     dtype: str = "float64"
     role: str = "input"
     domain: str = "real"        # what the values were drawn from (see reference.value_strategies)
+    layout: str = ""            # memory layout of pygrad's operand, "" = C-contiguous (registry regimes)
 
     @property
     def leaf(self) -> bool:
