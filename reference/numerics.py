@@ -61,16 +61,6 @@ def first_fit(err: np.ndarray, tolerances, shape) -> tuple:
     return False, ratios, tol
 
 
-def max_is_bound(old: float, old_bound: bool, new: float, new_bound: bool) -> bool:
-    """Is max(old, new) of two err/tol ratios an upper bound (a ratio against a tolerance's
-    floor) rather than a measurement? A tie is measured if either is."""
-    if new > old:
-        return new_bound
-    if new < old:
-        return old_bound
-    return old_bound and new_bound
-
-
 def fd_step(xmax: float) -> float:
     """The finite-difference step for inputs of largest magnitude `xmax`."""
     return FD_STEP * max(1.0, xmax)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from reference.numerics import max_is_bound
+from reference.runstate.session import max_is_bound
 from reference.oracles.oracle import InvalidExample  # noqa: F401 - re-exported for the checks' users
 
 CHECK_KINDS = ("value", "grad", "fd", "invariant", "structure", "error")

@@ -27,13 +27,13 @@ import numpy as np
 
 from reference.checks import InvalidExample, Mismatch, Outcome, Parts, raised_in
 from reference.checks.programs import check_program
-from reference.numerics import max_is_bound
 from reference.oracles.oracle import Oracle
 from reference.programs import mermaid, printer
 from reference.programs.nets import (ModuleSpec, build, layer_name, loss_fn, module_code, module_program,
                                     program_values, weight)
 from reference.registry import MODULE_ROW, OPTIMIZERS, LayerUse
 from reference.registry.layers import layer_conditions
+from reference.runstate.session import max_is_bound
 from reference.tolerances import judge
 
 
@@ -98,15 +98,18 @@ class Run:
         self.worst = max(self.worst, r)
 
     def blamed(self, check: str, message: str, where: str, asserts, blame, what: str) -> Mismatch:
-        """The failure of a comparison, blamed by `blame()` (see `blamer`): one Mismatch per
-        distinct cause (the first raised, the others in its `also`), else one on this run's
-        row with `what`."""
+        """The failure of a comparison (or an exception: `check` "error"), blamed by
+        `blame()` (see `blamer`): one Mismatch per distinct cause, of the cause's own check
+        kind (the first raised, the others in its `also`), else one on this run's row with
+        `what`."""
         causes = (blame() if blame else None) or []
         if not causes:
             return self.fail(check, message, where, asserts, what=what)
-        found = [self.fail(c.check if check != "error" else "error", message, c.where, asserts, c.row,
-                           c.conditions, c.what if check != "error" or c.check == "error" else what, c.graph)
-                 for c in causes]
+        if check == "error":       # one exception, one finding: the op that raises too, else the first cause
+            c = next((c for c in causes if c.check == "error"), causes[0])
+            return self.fail("error", message, c.where, asserts, c.row, c.conditions,
+                             c.what if c.check == "error" else what, c.graph)
+        found = [self.fail(c.check, message, c.where, asserts, c.row, c.conditions, c.what, c.graph) for c in causes]
         found[0].also = found[1:]
         return found[0]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.checks import InvalidExample, Mismatch, Outcome, Parts, raised_in
-from reference.numerics import SAFETY, U, U64, max_is_bound
+from reference.numerics import SAFETY, U, U64
 from reference.oracles.oracle import Oracle
 from reference.oracles.program_fd import directions, fd_derivative, fd_step
 from reference.programs import mermaid, printer
@@ -36,6 +36,7 @@ from reference.programs.conditions import node_conditions
 from reference.programs.graph import Input, Node, Program, with_loss
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_numpy, run_pygrad
 from reference.registry import ENGINE_ROW
+from reference.runstate.session import max_is_bound
 from reference.tolerances import judge
 
 FD_FULL_MAX = 8
@@ -110,9 +111,11 @@ def check_values(prog, values, oracle: Oracle, env, out: Outcome) -> None:
 
 def check_grads(prog, values, oracle: Oracle, env, out: Outcome, p: int, passes: int, isolate: bool,
                 values_right: bool = True) -> None:
-    """Every gradient after backward pass `p` against torch's. A wrong gradient is blamed on the consumer whose rule,
-    replayed alone, is wrong; every other consumer wrong alone is a further distinct failure.
-    With wrong values (`values_right` False) only rules wrong alone are blamed."""
+    """Every gradient after backward pass `p` against torch's. The wrong gradient closest to
+    the root is blamed on its consumer whose rule, replayed alone, is wrong -- else on its only
+    consumer, else on gradient accumulation; every other consumer wrong alone (of any wrong
+    gradient) is a further distinct failure. With wrong values (`values_right` False) only
+    rules wrong alone are blamed."""
     bad = {}
     for name in prog.graded:
         problem, r, bound = judge(env[name].grad, oracle.grads(p)[name], prog.dtype(name), oracle.grad_tols(name, p))
@@ -141,8 +144,8 @@ def check_grads(prog, values, oracle: Oracle, env, out: Outcome, p: int, passes:
                                     f"gradient of {name} differs from torch: {bad[name]}; the backward rule of "
                                     f"{c.name} ({c.op}) is wrong", printer.describe(prog, c.name) +
                                     f" -- its gradient for operand {name} is wrong", repro))
-    if parts.ok and values_right:
-        consumers = prog.consumers(m)
+    consumers = prog.consumers(m)
+    if values_right and not any(c.name in (alone.blamed if alone else ()) for c in consumers):
         names = ", ".join(c.name for c in consumers)
         if len(consumers) == 1:
             parts.add(mismatch_at("grad", prog, values, oracle, consumers[0].name, what, printer.describe(prog, m),

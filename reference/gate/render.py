@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from reference.numerics import max_is_bound
+from reference.runstate.session import max_is_bound
 
 STATUS = {"pass": "[green]pass[/]", "thin": "[yellow]thin[/]", "fail": "[bold red]FAIL[/]"}
 

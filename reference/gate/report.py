@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference.numerics import max_is_bound
+from reference.runstate.session import max_is_bound
 
 
 @dataclass
