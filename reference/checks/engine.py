@@ -40,7 +40,7 @@ def check_backward_twice(prog: Program, values, seed: int) -> Outcome:
         raise_error(prog, values, oracle, e, 1)
     with parts.part():
         check_grads(prog, values, oracle, env, out, 0, 1, isolate=True)  # a wrong rule shows here
-    first = {name: np.asarray(env[name].grad, dtype=np.float64) for name in prog.graded}
+    first = {name: np.array(env[name].grad, dtype=np.float64) for name in prog.graded}   # a copy
     try:
         backward_pygrad(env, prog.root)
     except PygradRaised as e:
