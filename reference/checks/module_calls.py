@@ -97,14 +97,14 @@ class Run:
         self.worst_bound = max_is_bound(self.worst, self.worst_bound, r, bound)
         self.worst = max(self.worst, r)
 
-    def blamed(self, check: str, message: str, where: str, asserts, blame, what: str) -> Mismatch:
+    def blamed(self, check: str, message: str, where: str, asserts, blame, what: str, conditions=()) -> Mismatch:
         """The failure of a comparison (or an exception: `check` "error"), blamed by
         `blame()` (see `blamer`): one Mismatch per distinct cause, of the cause's own check
         kind (the first raised, the others in its `also`), else one on this run's row with
-        `what`."""
+        `what` and `conditions`."""
         causes = (blame() if blame else None) or []
         if not causes:
-            return self.fail(check, message, where, asserts, what=what)
+            return self.fail(check, message, where, asserts, conditions=conditions, what=what)
         if check == "error":       # one exception, one finding: the op that raises too, else the first cause
             c = next((c for c in causes if c.check == "error"), causes[0])
             return self.fail("error", message, c.where, asserts, c.row, c.conditions,

@@ -6,7 +6,10 @@ over equal chunks, which must equal one step on their concatenation. What users 
 `model_reset()` every step or never, the target marked leaf=True or not, the parameters
 given in another order, a parameter outside the loss's graph (it must not move). At every
 step the loss (value) and the batched copy's gradients (grad), or the accumulated `.grad`
-(invariant), and after every step every parameter (invariant) follow the oracle.
+(invariant -- or, when the Module's program of registry ops on the step's whole batch shows a
+wrong op, that op's finding), and after every step every parameter (invariant) follow the
+oracle; once the trajectory has left the oracle's, each update is judged alone
+(`UpdatesAlone`), so a wrong update is still seen behind a wrong gradient.
 
 The oracle (`Trajectory`) runs the Module's program in float64 torch and the optimizer's
 torch.optim twin on a step's whole batch. Its tolerances come, when the floor does not
@@ -310,6 +313,8 @@ def _steps(run: Run, case: TrainRun) -> None:
             run.pygrad(lambda: optim.step(got.loss), f"optim.step at {step}")
         else:
             bs = accumulation_divisor(spec, len(chunks))
+            whole = (np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
+            blame = blamer(spec, model, weights, values, *whole, case.noise + k, (len(whole[0]),))
             for x, target in chunks:
                 s.call(x, target, case.reset, case.target_leaf)
                 got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
@@ -321,12 +326,14 @@ def _steps(run: Run, case: TrainRun) -> None:
                 problem, r, bound = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
                                           traj.tols(k, "grads", w.name, bs))
                 run.note(r, bound)
-                with parts.part():
-                    run.require(not problem, f"{what} (step_single(loss, {bs}) over {len(chunks)} chunks must add "
-                                f"up to {bs} x the whole batch's gradient) differs from torch: {problem}", what,
-                                printer.close_line(what, f"model.{w.name}.grad", dt, traj.want(k, "grads", w.name) * bs,
-                                                   list(traj.tols(k, "grads", w.name, bs))[-1]), conditions=conds,
-                                what="step_single accumulates")
+                if problem:      # blamed on the ops when the program of the whole step's batch is wrong
+                    parts.add(run.blamed("invariant", f"{what} (step_single(loss, {bs}) over {len(chunks)} chunks "
+                                         f"must add up to {bs} x the whole batch's gradient) differs from torch: "
+                                         f"{problem}", what, [printer.close_line(
+                                             what, f"model.{w.name}.grad", dt, traj.want(k, "grads", w.name) * bs,
+                                             list(traj.tols(k, "grads", w.name, bs))[-1])], blame,
+                                         "step_single accumulates", conds))
+                    break
             alone.record(values, {w.name: np.asarray(weight(model, w.name).grad) / bs for w in weights})
             s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
             run.pygrad(lambda: optim.step_single(got.loss, bs, modify=True), f"optim.step_single(modify=True) at {step}")
