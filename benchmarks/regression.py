@@ -184,13 +184,13 @@ def main(argv: list[str], console) -> int:
                                             args.threads, args.quick, args.factor, args.alpha)
                 except NotAvailable as exc:
                     results[name] = {"verdict": "not available", "reason": str(exc)}
-    console.print(compare_table(results, base, args.new or "working tree", args.factor, args.alpha))
     slower = slower_names(results)
-    console.print(f"[red]slower beyond the noise: {', '.join(slower)}[/]" if slower
-                  else "nothing got slower beyond the noise")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"base": base_commit, "new": new_commit, "factor": args.factor,
                                          "alpha": args.alpha, "repeat": args.repeat, "command": sys.orig_argv,
-                                         "results": results}, indent=2, default=str) + "\n")
+                                         "slower": slower, "results": results}, indent=2, default=str) + "\n")
+    console.print(compare_table(results, base, args.new or "working tree", args.factor, args.alpha))
+    console.print(f"[red]slower beyond the noise: {', '.join(slower)}[/]" if slower
+                  else "nothing got slower beyond the noise")
     return 1 if slower else 0

@@ -108,7 +108,7 @@ def compare_table(results: dict[str, dict], base: str, new: str, factor: float, 
     for name, kw in (("case", {}), ("BASE", right), ("NEW", right), ("NEW / BASE", right),
                      ("rounds slower", right), ("verdict", {})):
         t.add_column(name, **kw)
-    style = {"slower": "bold red", "faster": "green", "same": "", "not available": "yellow"}
+    style = {"slower": "bold red", "faster": "green", "same": "default", "not available": "yellow"}
     for name, r in results.items():
         if r["verdict"] == "not available":
             t.add_row(name, "—", "—", "—", "—", f"[yellow]not available: {escape(r['reason'])}[/]")

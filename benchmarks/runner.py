@@ -46,7 +46,10 @@ class Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
         self.contender = contender
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.child"], cwd=REPO, env=env,
+        # `-m` puts the working directory first on the path: it must not be the repository when
+        # another pygrad is to be imported
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.child"], env=env,
+                                     cwd=contender.pygrad_path or REPO,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         built = self.ask(op="build", framework=contender.framework, workload=contender.workload,
                          params=contender.params, threads=threads)

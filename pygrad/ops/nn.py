@@ -89,7 +89,8 @@ def _check_conv(kv: np.ndarray, xv: np.ndarray, stride, padding) -> None:
         fail("the kernel is larger than the (padded) input")
 
 
-CHUNK_BYTES = 2 ** 20          # im2col columns formed at a time: about a core's L2 cache
+WHOLE_BYTES = 32 * 2 ** 20     # up to this size the im2col matrix is formed whole (one GEMM each way)
+CHUNK_BYTES = 2 ** 20          # beyond it, columns formed at a time: about a core's L2 cache
 
 
 class _Product:
@@ -151,6 +152,10 @@ class _ConvLayout:
         return as_strided(flat, shape=(self.chans, self.kh, self.kw, self.oh, self.ow_cols, b),
                           strides=(flat.strides[0], row, b * item, s * row, s * b * item, item),
                           writeable=False)
+
+    def matrix_bytes(self, itemsize: int) -> int:
+        """Size of the whole im2col matrix (CKK, N)."""
+        return self.ckk * self.n_cols * itemsize
 
     def chunks(self, itemsize: int):
         """(y0, y1, c0, c1) for consecutive output rows [y0, y1) and their columns [c0, c1),
@@ -228,8 +233,9 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     kernel (1 or B, outC, inC, kH, kW), x (B, inC, H, W) -> (B, outC, oH, oW) with
     oH = (H + 2 padding - kH) // stride + 1. A kernel with leading 1 is shared by the batch
     and its gradient summed over it; the input gradient sums over output channels.
-    Implemented as im2col (strided copies) and GEMMs; for a shared kernel, a few output rows
-    at a time (`_ConvLayout.chunks`)."""
+    Implemented as im2col (strided copies) and GEMMs: one GEMM per direction while the im2col
+    matrix fits in WHOLE_BYTES; beyond that, for a shared kernel, a few output rows at a time
+    (`_ConvLayout.chunks`), the graph keeping the padded input instead of the matrix."""
     n_k, n_x = isinstance(kernel, Tensor), isinstance(x, Tensor)
     kernel, kv = operand(kernel, "conv2D")
     x, xv = operand(x, "conv2D")
@@ -245,7 +251,10 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     # The wide columns (x >= oW) hold neighbouring pixels and only ever meet zero gradients;
     # they need clearing only when a non-finite value would make 0 * inf a nan.
     finite_x = bool(np.isfinite(xv).all())
-    if shared:
+    # One GEMM per direction while the im2col matrix fits in WHOLE_BYTES (the graph then keeps
+    # the matrix); beyond it, chunks of output rows, and the graph keeps only the padded input.
+    whole = not shared or lay.matrix_bytes(item) <= WHOLE_BYTES
+    if shared and not whole:
         # im2col and GEMM a few output rows at a time; `flat` stays for backward, which forms
         # the same chunks again
         k2 = kv.reshape(out_c, ckk)
@@ -256,6 +265,15 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         _scratch.give(buf)
         value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
         held = flat
+    elif shared:
+        cols = lay.im2col(flat, 0, lay.oh, _scratch.take((ckk, lay.n_cols), xv.dtype))
+        _scratch.give(flat)
+        if not finite_x:
+            lay.clear_wide(cols)
+        k2 = kv.reshape(out_c, ckk)
+        out = np.matmul(k2, cols)                                          # (outC, N)
+        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
+        held = cols
     else:
         taps = lay.tap_view(flat)
         cols = _scratch.take((ckk, lay.n_cols), taps.dtype)                 # (CKK, N), im2col
@@ -274,18 +292,24 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
         g_all = g_wide.reshape(out_c, -1)                                 # (outC, N)
-        if shared:
+        if shared and whole:
+            if n_k:
+                # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
+                gk = (cols @ g_all.T).T
+                kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
+            if n_x:
+                g_cols = np.matmul(k2.T, g_all, out=_scratch.take((ckk, lay.n_cols), np.result_type(k2, g_all)))
+                if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
+                    lay.clear_wide(g_cols)
+        elif shared:
             if n_k:
                 gk_sum = np.zeros(kv.shape, np.result_type(xv, g_all))
                 buf = lay.chunk_buffer(xv.dtype)
                 for y0, y1, c0, c1 in lay.chunks(item):
-                    cols = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
+                    chunk = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
                     if not finite_x:
-                        lay.clear_wide(cols)
-                    g_flat = g_all[:, c0:c1]
-                    # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
-                    gk = (cols @ g_flat.T).T
-                    gk_sum += gk.reshape(kv.shape)
+                        lay.clear_wide(chunk)
+                    gk_sum += (chunk @ g_all[:, c0:c1].T).T.reshape(kv.shape)   # orientation as above
                 _scratch.give(buf)
                 kernel._add_grad(gk_sum.astype(kv.dtype, copy=False))
             if n_x:   # the column gradients k2.T @ g, formed chunk by chunk by the scatter
@@ -302,6 +326,8 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         if n_x:
             gx = lay.from_flat(lay.scatter(g_cols, dtype))
             x._add_grad(gx.astype(xv.dtype, copy=False))
+            if shared and whole:
+                _scratch.give(g_cols)
         _scratch.give(g_wide)
     _scratch.give_when_gone(backward, held)   # the only holder of flat (shared kernel) or cols
     return result(value, (kernel, x), backward)
