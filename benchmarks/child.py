@@ -19,6 +19,7 @@ over the whole process (every thread), so fresh memory asked of the kernel shows
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 
@@ -37,7 +38,7 @@ def _build(msg: dict):
         return None, {"ok": False, "unavailable": str(exc)}
     except ImportError as exc:
         return None, {"ok": False, "unavailable": f"{type(exc).__name__}: {exc}"}
-    info = {"threads": threads}
+    info = {"threads": threads, "torch_imported": "torch" in sys.modules, "pid": os.getpid()}
     if msg["framework"] == "pygrad":
         import pygrad
         info["pygrad"] = pygrad.__file__

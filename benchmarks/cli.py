@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, metavar="PATH",
                    help=f"where to write the results (default: {DEFAULT_JSON.name}, with --scaling "
                         f"{DEFAULT_SCALING_JSON.name}, in this package's folder)")
+    p.add_argument("--markdown", type=Path, metavar="PATH",
+                   help="also write the table as Markdown (as docs/benchmarks.md shows it)")
     p.add_argument("--scaling", action="store_true",
                    help="instead of the table, time the MLP step over batch sizes 1-1024, the chain "
                         "over lengths 12-100 000 and conv2D over input sizes in every framework, with "
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.catalogue import workloads
     from benchmarks.core import Config, run
     from benchmarks.environment import load_now, machine_info
-    from benchmarks.report import print_report, write_json
+    from benchmarks.report import markdown, print_report, write_json
 
     console = _console()
     if args.profile:
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                 "memory_steps": args.memory_steps, "command": sys.orig_argv}
     write_json(args.json, rows, machine, settings)
     console.print(f"results written to {args.json}")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(rows, machine, settings))
+        console.print(f"Markdown table written to {args.markdown}")
     return 1 if any(row.status == "error" for row in rows) else 0
 
 

@@ -149,6 +149,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"level of the one-sided sign test over the rounds (default {ALPHA})")
     p.add_argument("--quick", action="store_true", help="one call each, no verdict worth reading (a smoke test)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the table as Markdown")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -160,7 +161,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str], console) -> int:
     import json
 
-    from benchmarks.report import compare_table
+    from benchmarks.report import compare_markdown, compare_table
 
     args = parse_args(argv)
     try:
@@ -190,6 +191,10 @@ def main(argv: list[str], console) -> int:
         args.json.write_text(json.dumps({"base": base_commit, "new": new_commit, "factor": args.factor,
                                          "alpha": args.alpha, "repeat": args.repeat, "command": sys.orig_argv,
                                          "slower": slower, "results": results}, indent=2, default=str) + "\n")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(compare_markdown(results, f"{base} ({base_commit[:10]})",
+                                                  args.new or "working tree"))
     console.print(compare_table(results, base, args.new or "working tree", args.factor, args.alpha))
     console.print(f"[red]slower beyond the noise: {', '.join(slower)}[/]" if slower
                   else "nothing got slower beyond the noise")

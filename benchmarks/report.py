@@ -154,3 +154,43 @@ def write_json(path: Path, rows: list[Row], machine: dict, settings: dict, extra
             "machine": machine, "rows": [asdict(row) for row in rows], **(extra or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _plain(cell: str) -> str:
+    """A rich cell as Markdown text: markup dropped, line breaks as " · "."""
+    from rich.text import Text
+    return Text.from_markup(cell).plain.replace("\n", " · ")
+
+
+def markdown(rows: list[Row], machine: dict, settings: dict) -> str:
+    """The report's table in Markdown (what docs/benchmarks.md shows), with the machine and
+    the command that produced it."""
+    blas = machine["numpy_blas"]
+    head = ["workload", "pygrad", "NumPy", "torch", "autograd", "pygrad/NumPy", "pygrad/torch",
+            "pygrad/autograd", "goal", "result"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join(_plain(c) for c in (row.workload, *cells(row), row.goal, row.status)) + " |")
+    busy = machine.get("busy_cores_at_start")
+    lines += ["", f"`{' '.join(settings['command'][1:]) if settings.get('command') else 'python -m benchmarks'}` — "
+              f"{machine['cpu_model']}, {machine['logical_cores']} logical cores, numpy {machine['numpy']} "
+              f"({blas.get('internal_api')} {blas.get('version')}, kernel {machine['blas_kernel']}), "
+              f"{machine['numpy_blas_threads']} BLAS/torch threads, torch {machine['torch']}, autograd "
+              f"{machine.get('autograd')}, float64; busy cores before the run: "
+              f"{'unknown' if busy is None else f'{busy:.1f}'}. Times: best round (pf: minor page faults "
+              "per step, median round); ratios: median of the rounds' pygrad / other (lowest–highest)."]
+    return "\n".join(lines) + "\n"
+
+
+def compare_markdown(results: dict[str, dict], base: str, new: str) -> str:
+    head = ["case", "BASE", "NEW", "NEW / BASE", "rounds slower", "verdict"]
+    lines = [f"pygrad {new} vs {base}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        if r["verdict"] == "not available":
+            lines.append(f"| {name} | — | — | — | — | not available: {r['reason']} |")
+            continue
+        lines.append(f"| {name} | {seconds(r['base_s'])} · {r['base_faults']:.0f} pf | "
+                     f"{seconds(r['new_s'])} · {r['new_faults']:.0f} pf | "
+                     f"{r['ratio']:.2f}x ({r['min']:.2f}–{r['max']:.2f}) | {r['slower_rounds']}/{r['rounds']} | "
+                     f"{r['verdict']} |")
+    return "\n".join(lines) + "\n"

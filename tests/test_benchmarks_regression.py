@@ -114,9 +114,9 @@ def test_export_writes_the_package_as_it_was_at_the_ref(repo, tmp_path_factory):
 
 # ----------------------------------------------------------------- the command
 def test_compare_runs_end_to_end_and_writes_its_json(tmp_path):
-    out = tmp_path / "compare.json"
+    out, md = tmp_path / "compare.json", tmp_path / "compare.md"
     done = subprocess.run([sys.executable, "-m", "benchmarks", "compare", "HEAD", "--quick",
-                           "--only", "softmax", "conv2d:channels", "--json", str(out)],
+                           "--only", "softmax", "conv2d:channels", "--json", str(out), "--markdown", str(md)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -128,6 +128,8 @@ def test_compare_runs_end_to_end_and_writes_its_json(tmp_path):
         assert base_path != new_path and "pygrad-compare-" in base_path
         assert Path(new_path).resolve().is_relative_to(ROOT)
     assert "nothing got slower beyond the noise" in done.stdout
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 2 and "| softmax |" in md.read_text()
 
 
 def test_compare_refuses_an_unknown_ref():
