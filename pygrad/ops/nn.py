@@ -291,31 +291,32 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         g_wide = _scratch.take((out_c, lay.oh, lay.ow_cols, batch), np.result_type(g, dtype))
         g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
-        g_all = g_wide.reshape(out_c, -1)                                 # (outC, N)
+        g_flat = g_wide.reshape(out_c, -1)                                 # (outC, N)
         if shared and whole:
             if n_k:
                 # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
-                gk = (cols @ g_all.T).T
+                gk = (cols @ g_flat.T).T
                 kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
             if n_x:
-                g_cols = np.matmul(k2.T, g_all, out=_scratch.take((ckk, lay.n_cols), np.result_type(k2, g_all)))
+                g_cols = _scratch.take((ckk, lay.n_cols), np.result_type(k2, g_flat))
+                np.matmul(k2.T, g_flat, out=g_cols)                            # (CKK, N)
                 if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
                     lay.clear_wide(g_cols)
         elif shared:
             if n_k:
-                gk_sum = np.zeros(kv.shape, np.result_type(xv, g_all))
+                gk_sum = np.zeros(kv.shape, np.result_type(xv, g_flat))
                 buf = lay.chunk_buffer(xv.dtype)
                 for y0, y1, c0, c1 in lay.chunks(item):
                     chunk = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
                     if not finite_x:
                         lay.clear_wide(chunk)
-                    gk_sum += (chunk @ g_all[:, c0:c1].T).T.reshape(kv.shape)   # orientation as above
+                    gk_sum += (chunk @ g_flat[:, c0:c1].T).T.reshape(kv.shape)   # orientation as above
                 _scratch.give(buf)
                 kernel._add_grad(gk_sum.astype(kv.dtype, copy=False))
             if n_x:   # the column gradients k2.T @ g, formed chunk by chunk by the scatter
-                g_cols = _Product(k2.T, g_all, clear_wide=not np.isfinite(kv).all())
+                g_cols = _Product(k2.T, g_flat, clear_wide=not np.isfinite(kv).all())
         else:
-            g_b = g_all.reshape(out_c, -1, batch).transpose(2, 0, 1)       # (B, outC, M)
+            g_b = g_flat.reshape(out_c, -1, batch).transpose(2, 0, 1)       # (B, outC, M)
             if n_k:
                 gk = np.matmul(g_b, cols_b.transpose(0, 2, 1))
                 kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
