@@ -58,6 +58,7 @@ def apply_threads(n: int | None, torch: bool = False) -> dict:
     """In a child interpreter: limit NumPy's BLAS to `n` threads (None: leave its default) and,
     for torch, give torch as many threads as NumPy's BLAS then has, so every framework runs
     with the same count. Returns {"numpy_blas_threads", "torch_threads"}."""
+    import numpy  # noqa: F401 - threadpoolctl limits only the BLAS libraries already loaded
     from threadpoolctl import threadpool_limits
 
     if n:

@@ -172,7 +172,7 @@ def markdown(rows: list[Row], machine: dict, settings: dict) -> str:
     for row in rows:
         lines.append("| " + " | ".join(_plain(c) for c in (row.workload, *cells(row), row.goal, row.status)) + " |")
     busy = machine.get("busy_cores_at_start")
-    lines += ["", f"`{' '.join(settings['command'][1:]) if settings.get('command') else 'python -m benchmarks'}` — "
+    lines += ["", f"`python {' '.join(settings['command'][1:]) if settings.get('command') else '-m benchmarks'}` — "
               f"{machine['cpu_model']}, {machine['logical_cores']} logical cores, numpy {machine['numpy']} "
               f"({blas.get('internal_api')} {blas.get('version')}, kernel {machine['blas_kernel']}), "
               f"{machine['numpy_blas_threads']} BLAS/torch threads, torch {machine['torch']}, autograd "
