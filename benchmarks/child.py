@@ -8,7 +8,7 @@ one JSON object per line on stdin with one JSON line on stdout:
   or {"ok": false, "unavailable": why}; builds the step and runs it once.
 - {"op": "observe", "path"} -> writes the step's arrays (`Bench.observe`) to an .npz file.
 - {"op": "calibrate", "target_s"} -> {"number": calls that make one sample of about target_s}.
-- {"op": "sample", "number"} -> {"seconds": per call, "faults": minor page faults per call}.
+- {"op": "sample", "number"} -> {"seconds", "faults" (minor page faults), "cpu_seconds"}, per call.
 - {"op": "peaks", "steps"} -> {"peaks": tracemalloc peak of each of `steps` steps, bytes}.
 - {"op": "quit"}.
 
@@ -68,8 +68,8 @@ def serve(lines, reply) -> None:
             elif op == "calibrate":
                 answer = {"number": calls_per_sample(bench.step, msg["target_s"])}
             elif op == "sample":
-                seconds, faults = sample(bench.step, msg["number"])
-                answer = {"seconds": seconds, "faults": faults}
+                seconds, faults, cpu = sample(bench.step, msg["number"])
+                answer = {"seconds": seconds, "faults": faults, "cpu_seconds": cpu}
             elif op == "peaks":
                 answer = {"peaks": peaks(bench.step, msg["steps"])}
             else:

@@ -119,7 +119,7 @@ def profile_here(workload: str, console: Console, threads: int | None = None) ->
     step = builders("pygrad")[workload]().step
     calls = max(calls_per_sample(step, 0.5), 1)
     gc_s, gc_runs, step_s = _collector_cost(step, calls)
-    _, faults = sample(step, calls)
+    _, faults, _ = sample(step, calls)
     console.print(f"cyclic GC: {seconds(gc_s)} per step ({gc_s / step_s:.0%} of the {seconds(step_s)} "
                   f"mean step of that loop), {gc_runs:.2f} collections per step; {faults:.0f} minor page "
                   "faults per step")

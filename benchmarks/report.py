@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from benchmarks.core import Row
+from benchmarks.core import FRAMEWORKS, Row
 
 UNSTABLE = 1.5  # median/best above this: the samples disagree too much to trust the best
 STYLE = {"pass": "green", "miss": "red", "not available": "yellow", "error": "bold red"}
@@ -73,7 +73,7 @@ def cells(row: Row) -> tuple[str, ...]:
     if not row.ratios:   # import time
         return (seconds(row.pygrad_s), "—", seconds(row.torch_s), "—", "—",
                 "—" if row.ratio is None else f"{row.ratio:.2f}x", "—")
-    return (*(seconds(row.times.get(name)) + faults(row, name) for name in ("pygrad", "numpy", "torch", "autograd")),
+    return (*(seconds(row.times.get(name)) + faults(row, name) for name in FRAMEWORKS),
             *(ratio_cell(row, name) for name in ("numpy", "torch", "autograd")))
 
 
@@ -117,7 +117,8 @@ def compare_table(results: dict[str, dict], base: str, new: str, factor: float, 
                   f"{seconds(r['new_s'])} · {r['new_faults']:.0f} pf",
                   f"{r['ratio']:.2f}x ({r['min']:.2f}–{r['max']:.2f})",
                   f"{r['slower_rounds']}/{r['rounds']}",
-                  f"[{style[r['verdict']]}]{r['verdict']}[/]" + ("" if r["same_result"] else " [red](results differ)[/]"))
+                  f"[{style[r['verdict']]}]{r['verdict']}[/]"
+                  + ("" if r["same_result"] else " [red](results differ)[/]"))
     return t
 
 
@@ -170,9 +171,11 @@ def markdown(rows: list[Row], machine: dict, settings: dict) -> str:
             "pygrad/autograd", "goal", "result"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        lines.append("| " + " | ".join(_plain(c) for c in (row.workload, *cells(row), row.goal, row.status)) + " |")
+        texts = (_plain(c) for c in (row.workload, *cells(row), row.goal, row.status))
+        lines.append("| " + " | ".join(texts) + " |")
     busy = machine.get("busy_cores_at_start")
-    lines += ["", f"`python {' '.join(settings['command'][1:]) if settings.get('command') else '-m benchmarks'}` — "
+    command = " ".join(settings["command"][1:]) if settings.get("command") else "-m benchmarks"
+    lines += ["", f"`python {command}` — "
               f"{machine['cpu_model']}, {machine['logical_cores']} logical cores, numpy {machine['numpy']} "
               f"({blas.get('internal_api')} {blas.get('version')}, kernel {machine['blas_kernel']}), "
               f"{machine['numpy_blas_threads']} BLAS/torch threads, torch {machine['torch']}, autograd "

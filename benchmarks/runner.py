@@ -126,14 +126,16 @@ def interleaved(children: dict[str, Child], repeat: int, quick: bool = False,
                 settle_s: float = SETTLE_S) -> dict[str, dict]:
     """Samples of every child, rounds interleaved.
 
-    Returns {name: {"best_s", "median_s", "samples_s", "faults", "calls_per_sample"}}: seconds
-    per call of each round in round order (sample k of two children comes from round k), and
-    the minor page faults per call of the median round. With `quick`, one call per child, no
+    Returns {name: {"best_s", "median_s", "samples_s", "faults", "faults_s", "cpu_s",
+    "calls_per_sample"}}: seconds per call of each round in round order (sample k of two
+    children comes from round k), the minor page faults per call of the median round (and of
+    every round), and the process's CPU seconds per call of every round. With `quick`, one call per child, no
     calibration (a smoke run, not a measurement)."""
     numbers = {name: 1 if quick else child.ask(op="calibrate", target_s=0.1)["number"]
                for name, child in children.items()}
     seconds = {name: [] for name in children}
     faults = {name: [] for name in children}
+    cpu = {name: [] for name in children}
     order = list(children)
     for r in range(1 if quick else repeat):
         for name in (order if r % 2 == 0 else order[::-1]):
@@ -142,11 +144,12 @@ def interleaved(children: dict[str, Child], repeat: int, quick: bool = False,
             got = children[name].ask(op="sample", number=numbers[name])
             seconds[name].append(got["seconds"])
             faults[name].append(got["faults"])
+            cpu[name].append(got["cpu_seconds"])
     out = {}
     for name, ts in seconds.items():
         middle = sorted(range(len(ts)), key=ts.__getitem__)[len(ts) // 2]
         out[name] = {"best_s": min(ts), "median_s": ts[middle], "samples_s": ts,
-                     "faults": faults[name][middle], "faults_s": faults[name],
+                     "faults": faults[name][middle], "faults_s": faults[name], "cpu_s": cpu[name],
                      "calls_per_sample": numbers[name]}
     return out
 

@@ -125,13 +125,15 @@ def print_tables(console, sweeps: dict) -> None:
                 if peak is not None and not p["memory_flat"][name]:
                     cell += " (grows)"
                 mem.append(cell)
-            times = [seconds(p["seconds"].get(name)) + (f" · {p['faults'][name]:.0f} pf" if name in p["faults"] else "")
-                     for name in FRAMEWORKS]
+            times = [seconds(p["seconds"].get(name))
+                     + (f" · {p['faults'][name]:.0f} pf" if name in p["faults"] else "") for name in FRAMEWORKS]
             t.add_row(p["label"] if sweep != "conv" else f"{p['label']}, {p['size']:g} MiB", *times, *mem)
         console.print(t)
         if sweep != "conv":
-            exps = ", ".join(f"{LABELS[n]} {e:.2f}" for n, e in found["growth_exponent"].items() if e is not None)
-            console.print(f"growth exponent of the total time between the two largest sizes (1.00 = linear): {exps}")
+            exps = ", ".join(f"{LABELS[n]} {e:.2f}" for n, e in found["growth_exponent"].items()
+                             if e is not None)
+            console.print("growth exponent of the total time between the two largest sizes "
+                          f"(1.00 = linear): {exps}")
 
 
 def plot(sweeps: dict, path: Path, caption: str) -> bool:
