@@ -89,8 +89,13 @@ def _check_conv(kv: np.ndarray, xv: np.ndarray, stride, padding) -> None:
         fail("the kernel is larger than the (padded) input")
 
 
-WHOLE_BYTES = 32 * 2 ** 20     # up to this size the im2col matrix is formed whole (one GEMM each way)
-CHUNK_BYTES = 2 ** 20          # beyond it, columns formed at a time: about a core's L2 cache
+# The im2col matrix is formed whole -- one GEMM per direction, kept by the graph for backward --
+# while it fits in WHOLE_BYTES; beyond, CHUNK_BYTES of columns at a time, re-formed in backward
+# from the padded input the graph keeps instead. Both are about a core's L2 cache: measured on
+# 1 and 2 threads (docs/benchmarks.md), a matrix larger than the cache costs more in memory
+# traffic than its GEMMs gain from being whole, and a chunk of it is used while still in cache.
+WHOLE_BYTES = 2 ** 20
+CHUNK_BYTES = 2 ** 20
 
 
 class _Product:
@@ -253,6 +258,7 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     finite_x = bool(np.isfinite(xv).all())
     # One GEMM per direction while the im2col matrix fits in WHOLE_BYTES (the graph then keeps
     # the matrix); beyond it, chunks of output rows, and the graph keeps only the padded input.
+    # A kernel per sample (leading dim B) always takes the whole matrix.
     whole = not shared or lay.matrix_bytes(item) <= WHOLE_BYTES
     if shared and not whole:
         # im2col and GEMM a few output rows at a time; `flat` stays for backward, which forms
