@@ -6,8 +6,8 @@ checked to give the same numbers before it is timed. What a NumPy library cannot
 no graph, no Tensors, constants hoisted out of the step, 2-D GEMMs, parameters updated in
 place, and every array allocated once outside the step (`out=`), so a step asks the
 allocator for nothing large. conv2D uses the fastest layout known (pygrad's batch-last,
-wide-column im2col with one GEMM per direction; the channel-major im2col this module used
-before was slower than pygrad at 46a2324). Gradients are seeded as pygrad seeds them:
+wide-column im2col in cache-sized chunks; the channel-major im2col this module used before
+was slower than pygrad at 46a2324, and one GEMM per direction slower than chunks). Gradients are seeded as pygrad seeds them:
 ones of the output's shape, used as a general cotangent (no shortcut from knowing it is ones).
 """
 from __future__ import annotations
@@ -96,43 +96,61 @@ def mlp(batch: int = data.BATCH) -> Bench:
 
 
 # ----------------------------------------------------------------- conv2D
+CONV_CHUNK_BYTES = 2 ** 20   # columns of the im2col matrix formed at a time: about a core's L2 cache
+
+
 def conv(**sizes) -> Bench:
     """Stride 1, no padding. The input is stored batch last, `flat` (C, H*W*B + tail); im2col
     column (y, x, b) of tap (c, i, j) is flat[c, (y+i)*W*B + (x+j)*B + b] for x over the whole
     width W ("wide" columns, x >= oW unused), so each tap is one contiguous run of `flat`: the
-    matrix is one strided copy, and col2im is kH*kW contiguous adds."""
+    matrix is one strided copy, and col2im is kH*kW contiguous adds. The matrix is formed,
+    multiplied and scattered back a few output rows at a time (about 1 MiB of columns, used
+    while in cache; formed once and kept when it fits in one chunk): measured faster than one
+    GEMM per direction over the whole matrix at one and two threads (docs/benchmarks.md)."""
     shape = data.conv_shape(**sizes)
     kv, xv = data.conv_arrays(**shape)
     (batch, chans, height, width), (_, out_c, _, kh, kw) = xv.shape, kv.shape
     oh, ow, ckk = height - kh + 1, width - kw + 1, chans * kh * kw
-    run = oh * width * batch                                        # columns of the matrix
+    per_row = width * batch                                         # columns per output row
+    rows = max(1, min(oh, CONV_CHUNK_BYTES // (ckk * per_row * xv.itemsize)))
+    chunks = [(y0 * per_row, min(oh, y0 + rows) * per_row) for y0 in range(0, oh, rows)]
     item = xv.itemsize
     flat = np.zeros((chans, height * width * batch + (kw - 1) * batch))
     grid = flat[:, :height * width * batch].reshape(chans, height, width, batch)
-    taps = as_strided(flat, shape=(chans, kh, kw, run), strides=(flat.strides[0], width * batch * item,
-                                                                 batch * item, item))
-    cols, k2 = np.empty((ckk, run)), kv.reshape(out_c, ckk)
-    out, g_wide = np.empty((out_c, run)), np.zeros((out_c, oh, width, batch))   # wide columns stay 0
-    g_all, g_cols = g_wide.reshape(out_c, run), np.empty((ckk, run))
-    gk_t, g_flat = np.empty((ckk, out_c)), np.empty_like(flat)
+    taps = as_strided(flat, shape=(chans, kh, kw, oh * per_row),
+                      strides=(flat.strides[0], width * batch * item, batch * item, item))
+    widest = max(c1 - c0 for c0, c1 in chunks)
+    cols, g_cols = np.empty((ckk, widest)), np.empty((ckk, widest))
+    k2 = kv.reshape(out_c, ckk)
+    out, g_wide = np.empty((out_c, oh * per_row)), np.zeros((out_c, oh, width, batch))   # wide columns stay 0
+    g_all = g_wide.reshape(out_c, oh * per_row)
+    gk_t, gk_part, g_flat = np.empty((ckk, out_c)), np.empty((ckk, out_c)), np.empty_like(flat)
     g_grid = g_flat[:, :height * width * batch].reshape(chans, height, width, batch)
     g = np.ones((batch, out_c, oh, ow))
     last = {}
 
+    def im2col(c0, c1):
+        part = cols[:, :c1 - c0]
+        np.copyto(part.reshape(chans, kh, kw, c1 - c0), taps[..., c0:c1])
+        return part
+
     def step():
         grid[...] = xv.transpose(1, 2, 3, 0)
-        np.copyto(cols.reshape(chans, kh, kw, run), taps)
-        np.matmul(k2, cols, out=out)
+        for c0, c1 in chunks:
+            np.matmul(k2, im2col(c0, c1), out=out[:, c0:c1])
         value = out.reshape(out_c, oh, width, batch)[:, :, :ow].transpose(3, 0, 1, 2)
         g_wide[:, :, :ow] = g.transpose(1, 2, 3, 0)
-        np.matmul(cols, g_all.T, out=gk_t)                          # kernel gradient, transposed
-        np.matmul(k2.T, g_all, out=g_cols)
+        gk_t.fill(0)
         g_flat.fill(0)
-        per_tap = g_cols.reshape(chans, kh, kw, run)
-        for i in range(kh):
-            for j in range(kw):
-                start = (i * width + j) * batch
-                g_flat[:, start:start + run] += per_tap[:, i, j]
+        for c0, c1 in chunks:
+            part = im2col(c0, c1) if len(chunks) > 1 else cols[:, :c1 - c0]
+            np.add(gk_t, np.matmul(part, g_all[:, c0:c1].T, out=gk_part), out=gk_t)   # kernel grad.T
+            g_part = np.matmul(k2.T, g_all[:, c0:c1], out=g_cols[:, :c1 - c0])
+            per_tap = g_part.reshape(chans, kh, kw, c1 - c0)
+            for i in range(kh):
+                for j in range(kw):
+                    start = (i * width + j) * batch + c0
+                    g_flat[:, start:start + c1 - c0] += per_tap[:, i, j]
         last.update(y=value, gk=gk_t.T.reshape(kv.shape), gx=g_grid.transpose(3, 0, 1, 2))
     return Bench(step, lambda: [last["y"], last["gk"], last["gx"]])
 

@@ -45,7 +45,11 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     y /= y.sum(axis=ax, keepdims=True)
 
     def backward(g):
-        # y * (g - sum(g * y)); vecdot forms the sum without a full-size temporary
+        # y * (g - sum(g * y)); vecdot forms the sum without a full-size temporary. Its fast
+        # (BLAS) loop needs a real stride: a broadcast gradient such as backward()'s seed is
+        # made contiguous first (6x faster than vecdot's loop over a zero stride).
+        if g.strides[ax] == 0 and g.shape[ax] > 1:
+            g = np.ascontiguousarray(g)
         gx = g - np.expand_dims(np.vecdot(g, y, axis=ax), ax)
         gx *= y
         x._add_grad(gx)
