@@ -111,7 +111,7 @@ def slower_names(results: dict[str, dict]) -> list[str]:
 
 # ----------------------------------------------------------------- measuring
 def measure(workload: str, params: dict, base_path: str, new_path: str | None, repeat: int,
-            threads: int | None, quick: bool, factor: float, alpha: float) -> dict:
+            threads: int | None, quick: bool, factor: float, alpha: float, cpu_time: bool = False) -> dict:
     contenders = {"base": Contender("pygrad", workload, params, base_path),
                   "new": Contender("pygrad", workload, params, new_path)}
     children, _ = start(contenders, threads)
@@ -123,8 +123,10 @@ def measure(workload: str, params: dict, base_path: str, new_path: str | None, r
         paths = {name: child.info.get("pygrad") for name, child in children.items()}
     finally:
         stop(children)
-    out = verdict(timed["new"]["samples_s"], timed["base"]["samples_s"], factor, alpha)
-    out.update(base_s=timed["base"]["median_s"], new_s=timed["new"]["median_s"],
+    key = "cpu_s" if cpu_time else "samples_s"
+    out = verdict(timed["new"][key], timed["base"][key], factor, alpha)
+    median = {name: sorted(t[key])[len(t[key]) // 2] for name, t in timed.items()}
+    out.update(base_s=median["base"], new_s=median["new"], measured="CPU time" if cpu_time else "wall time",
                base_faults=timed["base"]["faults"], new_faults=timed["new"]["faults"],
                same_result=same, pygrad=paths, timing=timed)
     return out
@@ -147,6 +149,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"a median ratio at least this counts as slower (default {FACTOR})")
     p.add_argument("--alpha", type=float, default=ALPHA,
                    help=f"level of the one-sided sign test over the rounds (default {ALPHA})")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="judge by each interpreter's CPU time instead of wall time: with --threads 1, "
+                        "what a busy machine disturbs least (waiting for a core is not counted)")
     p.add_argument("--quick", action="store_true", help="one call each, no verdict worth reading (a smoke test)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the table as Markdown")
@@ -172,6 +177,9 @@ def main(argv: list[str], console) -> int:
         console.print(f"usage error: {exc}")
         return 2
     chosen = {name: case for name, case in cases().items() if not args.only or name in args.only}
+    if args.cpu_time and args.threads != 1:
+        console.print("[yellow]--cpu-time without --threads 1: CPU time adds up every thread, including "
+                      "BLAS threads spinning while they wait[/]")
     console.print(f"BASE {base} = {base_commit[:10]} ({why}); NEW "
                   f"{args.new + ' = ' + new_commit[:10] if new_commit else 'the working tree'}")
     results = {}
@@ -182,20 +190,22 @@ def main(argv: list[str], console) -> int:
             with console.status(f"{name} …"):
                 try:
                     results[name] = measure(workload, params, base_path, new_path, args.repeat,
-                                            args.threads, args.quick, args.factor, args.alpha)
+                                            args.threads, args.quick, args.factor, args.alpha, args.cpu_time)
                 except NotAvailable as exc:
                     results[name] = {"verdict": "not available", "reason": str(exc)}
     slower = slower_names(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"base": base_commit, "new": new_commit, "factor": args.factor,
+                                         "measured": "CPU time" if args.cpu_time else "wall time",
                                          "alpha": args.alpha, "repeat": args.repeat, "command": sys.orig_argv,
                                          "slower": slower, "results": results}, indent=2, default=str) + "\n")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(compare_markdown(results, f"{base} ({base_commit[:10]})",
                                                   args.new or "working tree"))
-    console.print(compare_table(results, base, args.new or "working tree", args.factor, args.alpha))
+    console.print(compare_table(results, base, args.new or "working tree", args.factor, args.alpha,
+                                "CPU time" if args.cpu_time else "wall time"))
     console.print(f"[red]slower beyond the noise: {', '.join(slower)}[/]" if slower
                   else "nothing got slower beyond the noise")
     return 1 if slower else 0

@@ -98,10 +98,11 @@ def table(rows: list[Row], machine: dict) -> Table:
     return t
 
 
-def compare_table(results: dict[str, dict], base: str, new: str, factor: float, alpha: float) -> Table:
+def compare_table(results: dict[str, dict], base: str, new: str, factor: float, alpha: float,
+                  measured: str = "wall time") -> Table:
     """The regression check's table: one row per case, NEW / BASE with its spread and verdict."""
     t = Table(title=f"pygrad {new} vs {base} (each in its own fresh interpreter, interleaved rounds)",
-              caption=f"time: median round; ratio: median of the rounds' NEW / BASE (lowest–highest); "
+              caption=f"{measured}: median round; ratio: median of the rounds' NEW / BASE (lowest–highest); "
                       f"slower: ratio ≥ {factor:g} and NEW slower in enough rounds for a one-sided sign "
                       f"test at {alpha:g}; pf: minor page faults per step")
     right = {"justify": "right"}

@@ -137,3 +137,15 @@ def test_compare_refuses_an_unknown_ref():
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "no-such-ref-xyz" in done.stdout
+
+
+def test_compare_can_judge_by_cpu_time(tmp_path):
+    out = tmp_path / "compare.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "compare", "HEAD", "--quick", "--threads", "1",
+                           "--cpu-time", "--only", "softmax", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    result = report["results"]["softmax"]
+    assert report["measured"] == result["measured"] == "CPU time"
+    assert result["new_s"] == result["timing"]["new"]["cpu_s"][0] > 0
