@@ -6,9 +6,9 @@ A case knows how to `run()` its check (returning an `Outcome`, raising `Mismatch
 what it runs as plain pygrad code (`script()`: top-level definitions and statements -- the
 reproducer of a hang or a crash, and what hypothesis shows for a falsifying example). Module
 and training cases can also give the program of registry ops their model runs
-(`blame_program()`), which a hang is replayed on to find the op that hangs. Random examples (drawn by `reference.strategies`) and the coverage
-pass's deterministic ones (`reference.coverage`) are the same cases, so the harness treats
-them alike.
+(`blame_program()`), which a hang is replayed on to find the op that hangs. Random examples
+(drawn by `reference.generators`) and the coverage pass's deterministic ones
+(`reference.coverage`) are the same cases, so the harness treats them alike.
 """
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import printer
 from reference.checks import Mismatch, Outcome
 from reference.checks.engine import (check_backward_twice, check_deep_graph, check_stop, check_structure,
                                      deep_graph_script)
-from reference.checks.layers import DropoutRun, check_dropout
-from reference.checks.module import ModuleCalls, calls_script, check_module
-from reference.checks.program import check_program
+from reference.checks.layer_alone import DropoutRun, check_dropout, dropout_script
+from reference.checks.module_calls import ModuleCalls, calls_script, check_module_calls
+from reference.checks.programs import check_program
 from reference.checks.training import TrainRun, check_training, train_script
-from reference.conditions import program_conditions
-from reference.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
-from reference.program import Program
+from reference.programs import printer
+from reference.programs.conditions import program_conditions
+from reference.programs.graph import Program
+from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
 
@@ -89,13 +89,13 @@ class ProgramCase:
 
 @dataclass(frozen=True)
 class ModuleCase:
-    """Module calls (`checks.module.ModuleCalls`)."""
+    """Module calls (`checks.module_calls.ModuleCalls`)."""
 
     calls: ModuleCalls
     row = MODULE_ROW
 
     def run(self) -> Outcome:
-        worst = check_module(self.calls)
+        worst = check_module_calls(self.calls)
         return Outcome(err_torch=worst, per_row={MODULE_ROW: worst})
 
     def conditions(self) -> dict:
@@ -171,7 +171,7 @@ class TrainCase:
 
 @dataclass(frozen=True)
 class DropoutCase:
-    """Dropout alone in training mode (`checks.layers`)."""
+    """Dropout alone in training mode (`checks.layer_alone`)."""
 
     run_: DropoutRun
     row = LAYERS["dropout"].row
@@ -186,7 +186,7 @@ class DropoutCase:
         return {self.row}
 
     def script(self) -> tuple:
-        return "", self.run_.script()
+        return "", dropout_script(self.run_)
 
     def __repr__(self):
         return _show(self, repr(self.run_))

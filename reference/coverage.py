@@ -1,9 +1,9 @@
 """The deterministic coverage pass: every row's samples, before any random example.
 
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
-(`OpSpec.all_samples()`, the layer and optimizer tables' `samples`), the plain one first;
-this module turns them into cases with deterministic values, and adds the rows that have no
-table of their own: the Module's calls and the engine's graphs. `row_cases(row)` is the
+(`OpSpec.all_samples()`, the layer and optimizer tables' `samples` and layers' `alone` runs,
+the Module row's `MODULE_SAMPLES`), the plain one first; this module turns them into cases
+with deterministic values (the engine's graphs from `ENGINE_SAMPLES`), and adds a deep graph. `row_cases(row)` is the
 pass of one report row; the gate runs every row's, in full, whatever its budget.
 """
 from __future__ import annotations
@@ -12,15 +12,16 @@ import zlib
 
 import numpy as np
 
-from reference.cases import DeepGraphCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
+from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
 from reference.checks.engine import DEEP_STEPS
-from reference.checks.module import ModuleCalls
+from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import TrainRun
-from reference.nets import ModuleSpec, complete, make_batch, shapes
-from reference.program import Input, Node, single_op, with_loss
-from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, Layer,
-                                rows, spec_of)
-from reference.strategies.values import simplex_rows
+from reference.programs.graph import Input, Node, single_op, with_loss
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
+from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
+from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
+from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.value_strategies import simplex_rows
 
 
 def _seed(*parts) -> int:
@@ -95,9 +96,6 @@ def _op_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- Modules
-MLP = (Layer.make("linear", out=3, bias=True), Layer.make("relu"), Layer.make("linear", out=2, bias=True))
-
-
 def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
     batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
@@ -106,17 +104,14 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
 
 
 def _module_cases() -> list:
-    mlp = ModuleSpec((2, 3), MLP, "sse")
-    out = [module_case(mlp), module_case(mlp, (1,)), module_case(mlp, (1, 3, 2), (True, False, True)),
-           module_case(mlp, (2, 2), (True, False), ("SGD", {"lr": 0.1})),
-           module_case(mlp, (2, 1), (True, True), ("Adam", {"lr": 0.05, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8})),
-           module_case(ModuleSpec((2, 3), MLP, "sse", "float32")),
-           module_case(ModuleSpec((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse"),
-                       (3,), zeros=0.4)]
-    acts = shapes(ModuleSpec((3, 3), MLP, mlp.loss))
-    for loss in MODULE_LOSSES:   # every other end a Module may have
-        if loss != mlp.loss:
-            out.append(module_case(ModuleSpec((3, 3), tuple(complete(MLP, acts, loss)), loss), (2,)))
+    """The Module row's samples (`registry.module_row`), then every other end a Module may have."""
+    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
+           for s in MODULE_SAMPLES]
+    base = LOSS_BASE
+    acts = shapes(ModuleSpec(base.input, base.layers, base.loss))
+    for loss in MODULE_LOSSES:
+        if loss != base.loss:
+            out.append(module_case(ModuleSpec(base.input, tuple(complete(base.layers, acts, loss)), loss), (2,)))
     return out
 
 
@@ -126,14 +121,14 @@ def _layer_cases(spec) -> list:
         layers = [layer]
         acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
-            out.append(module_case(ModuleSpec(shape, tuple(complete(layers, acts, "sse")), "sse", dtype), (2,)))
-    return out + list(spec.alone())
+            model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
+            out.append(module_case(model, (2,)))
+    return out + [DropoutCase(run) for run in spec.alone]
 
 
 # ---------------------------------------------------------------------------- optimizers
 def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
-    spec = ModuleSpec((1, 3), (Layer.make("linear", out=3, bias=True), Layer.make("tanh"),
-                               Layer.make("linear", out=2, bias=True)), "mse", dtype)
+    spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
     seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
     batches = []
     for k in range(steps):
@@ -159,23 +154,14 @@ def _program(nodes, inputs, seed) -> tuple:
 
 
 def _engine_cases() -> list:
-    ins = [Input("x0", (2, 3), role="weight"), Input("x1", (3,), role="input"), Input("c", (2, 3), role="constant")]
-    fan = [Node("v0", "tanh", ("x0",)), Node("v1", "mul", ("v0", "x1")), Node("v2", "add", ("v0", "v1")),
-           Node("v3", "mul", ("v2", "c"))]
-    sinks = [Node("v0", "exp", ("x0",)), Node("v1", "sum", ("x0",), {"axis": 0}), Node("v2", "mul", ("v1", "x1"))]
-    chain = [Node("v0", "tanh", ("x0",)), Node("v1", "rmul", ("v0",), {"const": 2.0}),
-             Node("v2", "sum", ("v1",), {"axis": 1}), Node("v3", "exp", ("v2",))]
-    fan_p, fan_v = _program(fan, ins, 1)
-    out = [ProgramCase(fan_p, fan_v, 11, fd=True)]
-    for k, nodes in enumerate((sinks, chain)):
-        p, v = _program(nodes, ins, 2 + k)
-        out.append(ProgramCase(p, v, 12 + k, fd=True))
-    out += [ProgramCase(fan_p, fan_v, 14, passes=2), ProgramCase(fan_p, fan_v, 15, passes=3),
-            ProgramCase(fan_p, fan_v, 16, check="twice"), ProgramCase(fan_p, fan_v, 17, check="structure"),
-            ProgramCase(fan_p, fan_v, 18, check="stop", stop="v0"), ProgramCase(fan_p, fan_v, 19, check="stop", stop="v2")]
-    p, v = _program(sinks, ins, 5)
-    out += [ProgramCase(p, v, 20, check="structure"), DeepGraphCase(DEEP_STEPS)]
-    return out
+    """The engine row's samples (`registry.engine_row`), then the deep graph."""
+    inputs = [Input(name, shape, role=role) for name, shape, role in ENGINE_INPUTS]
+    out = []
+    for s in ENGINE_SAMPLES:
+        nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
+        prog, values = _program(nodes, inputs, s.values_seed)
+        out.append(ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop))
+    return out + [DeepGraphCase(DEEP_STEPS)]
 
 
 # ---------------------------------------------------------------------------- per row

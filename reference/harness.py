@@ -23,13 +23,13 @@ from contextlib import contextmanager
 from hypothesis import HealthCheck, given, note, reject, seed, settings, target
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-from reference import printer
 from reference.checks import Mismatch
-from reference.compare import InvalidExample
-from reference.conditions import explains, signature
-from reference.gate import session
-from reference.program import Progress
+from reference.findings import explains, signature
+from reference.oracles.oracle import InvalidExample
+from reference.programs import printer
+from reference.programs.interpreters import Progress
 from reference.registry import ENGINE_ROW
+from reference.runstate import session
 
 MAX_ROUNDS = 6          # searches per random test after findings (gate runs)
 SHRINK_GRACE = 8.0      # seconds of shrinking a gate run allows past its drawing deadline
@@ -124,7 +124,7 @@ def _replay_for_blame(case, seconds: float) -> tuple:
 def _hangs(program, values, seconds: float) -> bool:
     """Does running `program` forward and backward take longer than `seconds`? (An
     exception is not a hang.)"""
-    from reference.program import backward_pygrad, run_pygrad
+    from reference.programs.interpreters import backward_pygrad, run_pygrad
     Progress.node = None
     try:
         with time_limit(seconds):
@@ -141,7 +141,8 @@ def _hanging_rule(program, values, seconds: float) -> str | None:
     the operands' values of a forward run and a ones cotangent."""
     import numpy as np
 
-    from reference.program import Input, Node, run_pygrad, with_loss
+    from reference.programs.graph import Input, Node, with_loss
+    from reference.programs.interpreters import run_pygrad
     try:
         env = run_pygrad(program, values)
     except Exception:  # noqa: BLE001

@@ -124,6 +124,18 @@ def test_step_single_accumulation_equals_one_big_batch_step_on_dnn2():
         assert_close(a.value, b.value, "accumulated vs big batch", rtol=1e-10, atol=1e-12)
 
 
+def test_the_readme_quick_start_runs_and_prints_the_loss_it_states():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Quick start"):]
+    section = section[:section.index("\n## ")]
+    [block] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    stated = float(re.search(r"-> ([0-9.]+) after 300", block).group(1))
+    result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    # the README states the loss to 3 significant digits
+    np.testing.assert_allclose(float(result.stdout), stated, rtol=2e-3, atol=0)
+
+
 def test_quickstart_runs_and_drops_the_loss():
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)

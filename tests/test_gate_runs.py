@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from reference.gate.report import without_timings
-from reference.selftest.mutants import BY_NAME, Mutant, apply, patched_source
+from reference.selftest.catalogue import BY_NAME
+from reference.selftest.mutants import Mutant, apply, patched_source
 from tests._gate import (CHECK_KINDS, CONTRACT_FIELDS, EXTRA_FIELDS, FAILURE_CONTRACT_FIELDS, REPO, ROW_FIELDS,
                          TIMEOUT, children, gate, group_members, kill_group, report, rows_of, user_env, wait_until)
 
@@ -209,7 +210,7 @@ def test_a_hang_and_a_crash_are_findings_and_the_run_goes_on(tmp_path):
 
 
 def test_a_reproducer_without_code_is_still_valid_python():
-    from reference.printer import regression_test
+    from reference.programs.printer import regression_test
     code = regression_test("error", "worker_crash", ["# under the gate the process running this died"])
     compile(code, "test_worker_crash.py", "exec")
 

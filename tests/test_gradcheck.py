@@ -22,7 +22,7 @@ from pygrad import Dropout, Linear, Module, Tensor
 from reference import GradientMismatch, KinkError, ModuleCheckError, ValueMismatch, check_module, gradcheck
 from reference import strategies as rs
 
-pytest_plugins = ["reference.pytest_plugin", "pytester"]
+pytest_plugins = ["reference.usercheck.fixtures", "pytester"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -443,8 +443,9 @@ def test_the_fixture_rejects_kinks_inside_hypothesis_and_raises_outside(gradchec
 # ---------------------------------------------------------------------------- plugin, packaging, docs, example
 def test_the_plugin_is_a_pytest_entry_point_and_imports_no_torch():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["entry-points"]["pytest11"] == {"reference.pytest_plugin": "reference.pytest_plugin"}
-    code = ("import sys, reference, reference.pytest_plugin; from reference import strategies; "
+    assert meta["project"]["entry-points"]["pytest11"] == {
+        "reference.usercheck.fixtures": "reference.usercheck.fixtures"}
+    code = ("import sys, reference, reference.usercheck.fixtures; from reference import strategies; "
             "assert not {'torch', 'pygrad'} & set(sys.modules), sorted({'torch', 'pygrad'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=_env())
 
@@ -486,7 +487,7 @@ def test_profile():
 def test_a_users_test_file_with_the_plugin(pytester, profile, examples):
     pytester.makepyfile(test_user=USER_TESTS)
     env = _env(**({"HYPOTHESIS_PROFILE": profile} if profile else {}))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.pytest_plugin", "-q", "-s",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.usercheck.fixtures", "-q", "-s",
                            "-p", "no:cacheprovider", "test_user.py"], cwd=pytester.path, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout
@@ -506,7 +507,7 @@ def test_nothing_heavy_imported():
 """)
     env = {**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("HYPOTHESIS_PROFILE", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.pytest_plugin", "-q",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "reference.usercheck.fixtures", "-q",
                            "-p", "no:cacheprovider", "test_other.py"], cwd=pytester.path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert "1 passed" in proc.stdout, proc.stdout + proc.stderr
@@ -521,13 +522,25 @@ def test_the_example_runs_and_prints_the_caught_rule():
     assert "GradientMismatch: gradcheck: the gradient of input 0 'x'" in proc.stdout
 
 
-def test_the_readme_section_runs():
+def test_the_readme_section_and_its_docs_page_run():
+    """The README's Check-your-own-code snippets, then the docs page's that continue them, run as
+    one program, and the message the README shows for the wrong rule is what gradcheck prints."""
     readme = (ROOT / "README.md").read_text()
-    text = readme[readme.index("## Check your own code"):readme.index("## Benchmarks")]
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks
+    section = readme[readme.index("## Check your own code"):readme.index("## Benchmarks")]
+    page = (ROOT / "docs" / "check-your-own-code.md").read_text()
+    blocks = [b for text in (section, page) for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)]
+    assert len(blocks) >= 4
     for block in blocks:
         ast.parse(block)
     proc = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    [shown] = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    shown, printed = shown.splitlines(), proc.stdout.splitlines()
+    assert printed[0] == shown[0], proc.stdout
+    # pygrad's and the finite-difference value, to rounding (NumPy's exp may differ in the last
+    # bits between CPUs)
+    def value(line):
+        return float(re.search(r"-?\d+\.\d+(?:e-?\d+)?", line).group())
+    assert np.allclose([value(v) for v in printed[1:3]], [value(v) for v in shown[1:3]], rtol=1e-9, atol=0), \
+        proc.stdout

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from reference.registry import rows
-from reference.selftest.mutants import BY_NAME, MUTANTS, Mutant
+from reference.selftest.catalogue import BY_NAME, MUTANTS
+from reference.selftest.mutants import Mutant
 from reference.selftest.run import (CI_SUBSET, Result, classify, gate_command, markdown, run_mutant, selection,
                                     stats)
 from tests._gate import REPO, gate

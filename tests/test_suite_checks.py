@@ -8,13 +8,14 @@ import pytest
 from pygrad import Adam, Dropout, Tensor
 from reference.checks import Mismatch, Outcome
 from reference.checks.engine import check_backward_twice, check_deep_graph, check_stop, check_structure
-from reference.checks.layers import DropoutRun, check_dropout
-from reference.checks.program import check_fd, check_program
-from reference import oracles
-from reference.compare import Oracle
+from reference.checks.layer_alone import DropoutRun, check_dropout
+from reference.checks.programs import check_fd, check_program
 from reference.coverage import module_case, sample_case, train_run
-from reference.nets import ModuleSpec
-from reference.program import Input, Node, backward_pygrad, run_pygrad, single_op, with_loss
+from reference.oracles import program_fd
+from reference.oracles.oracle import Oracle
+from reference.programs.graph import Input, Node, single_op, with_loss
+from reference.programs.interpreters import backward_pygrad, run_pygrad
+from reference.programs.nets import ModuleSpec
 from reference.registry import OPS, Layer
 
 
@@ -247,7 +248,7 @@ def test_fd_is_not_run_where_a_masked_cce_target_ties():
     v = {i.name: rng.standard_normal(i.shape) for i in prog.learnable_inputs()}
     values = {i.name: np.ones(i.shape) for i in prog.inputs}
     values[target] = np.full((1, 2, 2), 0.5)
-    fd = oracles.fd_derivative(prog, values, v, 1e-5)
+    fd = program_fd.fd_derivative(prog, values, v, 1e-5)
     assert not fd.clear and "kink" in fd.why
     values[target] = np.array([[[0.6, 0.4], [0.3, 0.7]]])
-    assert oracles.fd_derivative(prog, values, v, 1e-5).clear
+    assert program_fd.fd_derivative(prog, values, v, 1e-5).clear

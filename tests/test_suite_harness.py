@@ -8,11 +8,12 @@ import pytest
 
 from pygrad import Tensor
 from reference import coverage, harness
-from reference.conditions import explains, signature
-from reference.gate import report, session
-from reference.gate.streams import Stream
+from reference.findings import explains, signature
+from reference.gate import report
+from reference.generators.programs import op_cases
 from reference.registry import OPS, row_conditions, rows
-from reference.strategies.programs import op_cases
+from reference.runstate import session
+from reference.runstate.streams import Stream
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reference.checks.module import pygrad_call
-from reference.compare import Oracle
-from reference.nets import (ModuleSpec, build, complete, make_batch, module_code, module_program, ops_of,
-                            program_values, shapes, valid, weight)
+from reference.checks.module_calls import pygrad_call
+from reference.oracles.oracle import Oracle
+from reference.programs.nets import (ModuleSpec, build, complete, make_batch, module_code, module_program, ops_of,
+                                    program_values, shapes, valid, weight)
 from reference.registry import LAYERS, Layer, SpecError
 from reference.registry.losses import torch_bce, torch_cce
 

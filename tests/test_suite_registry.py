@@ -12,21 +12,26 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
 
+import pygrad
 from pygrad import Tensor
-from reference import coverage, registry
+from reference import coverage, harness, registry
 from reference.cases import ProgramCase
-from reference.gate import listing
+from reference.gate import listing, report
+from reference.generators.modules import module_specs, train_cases
+from reference.generators.programs import op_cases, programs
 from reference.registry import COVERS, LAYERS, LOSS_OPS, MODULE_LOSSES, OPS, OPTIMIZERS, rows, row_conditions
 from reference.registry import layers as layer_table
 from reference.registry import ops as op_table
 from reference.registry.layers import LayerSpec
 from reference.registry.losses import ModuleLoss
 from reference.registry.optimizers import COMMON, OptimizerSpec
-from reference.registry.rules import ELEMENTWISE
-from reference.registry.spec import OpSpec
-from reference.strategies.modules import module_specs, train_cases
-from reference.strategies.programs import op_cases, programs
+from reference.registry.rules import ELEMENTWISE, F32, FLOAT32, Rule
+from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
+from reference.runstate import session
+from reference.runstate.streams import Stream
+from tests.test_suite_harness import gate  # noqa: F401 - the fixture: gate mode in this process
 
 DESIGN_OPS = {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
               "__pow__", "__rpow__", "__neg__", "__matmul__", "__rmatmul__", "sum", "mean", "std", "reshape",
@@ -103,6 +108,81 @@ def test_a_toy_op_is_one_entry(toy_op):
     assert "toy_cube" in str(listing.ops_table().columns[0]._cells)
 
 
+# An op of its own: a pygrad function (not built from existing ops), reached through a Tensor
+# method added for the test, with a shape rule of its own (a new Rule subclass).
+@pygrad.function
+def toy_outer(a, b):
+    """The outer product of two vectors: (n,) and (m,) -> (n, m)."""
+    if np.ndim(a) != 1 or np.ndim(b) != 1:
+        raise ValueError(f"toy_outer: operands must be 1-D, got shapes {np.shape(a)} and {np.shape(b)}")
+
+    def backward(g):
+        return g @ b, a @ g
+    return np.outer(a, b), backward
+
+
+class Outer(Rule):
+    """Two vectors (n,) and (m,), the output (n, m)."""
+
+    name = "outer"
+    min_dims = 1
+    conditions = (FLOAT32, Condition("1-element vector", lambda u: 1 in (u.shapes[0][0], u.shapes[1][0])),
+                  Condition("mixed dtypes", lambda u: len(set(u.dtypes)) > 1))
+
+    def samples(self, spec):
+        return [Sample(((3,), (2,))), Sample(((1,), (4,))), Sample(((2,), (3,)), dtypes=("float32", "float64")),
+                Sample(((3,), (3,)), dtypes=F32 * 2)]
+
+    def error_inputs(self, spec):
+        return [ErrorInput(((2, 2), (3,)), match=spec.op_name)]
+
+    def anchors(self, spec, fd):
+        return st.tuples(st.integers(1, 4))
+
+    def fits_shape(self, shape):
+        return len(shape) == 1
+
+    def plan(self, spec, shape, sign, fd, dtype):
+        return st.integers(1, 4).map(lambda m: Plan({}, slot=0, others=((m,),)))
+
+
+TOY_OUTER = OpSpec(name="toy_outer", arity=2, code="{0}.toy_outer({1})", torch=torch.outer, numpy=np.outer,
+                   rule=Outer(), out_ulps=1, in_ulps=lambda ops, args: max(ops[0].shape[-1], ops[1].shape[-1]) + 1)
+
+
+@pytest.fixture
+def own_op(monkeypatch):
+    monkeypatch.setattr(Tensor, "toy_outer", lambda self, other: toy_outer(self, other), raising=False)
+    monkeypatch.setitem(OPS, "toy_outer", TOY_OUTER)
+    monkeypatch.setitem(op_table.COVERS, op_table.covers(TOY_OUTER), ["toy_outer"])
+    return TOY_OUTER
+
+
+def test_an_op_with_its_own_function_and_shape_rule_is_one_entry(own_op, gate):
+    assert op_table.covers(own_op) == "toy_outer"
+    assert "toy_outer" in rows() and set(row_conditions("toy_outer")) == {"float32", "1-element vector",
+                                                                        "mixed dtypes"}
+    few = settings(QUIET, max_examples=200)
+    for mode in ("torch", "fd"):     # the strategies of the op alone
+        case = find(op_cases(own_op, mode), lambda c: c.program.ops() == ["toy_outer"], settings=few)
+        case.run()
+    case = find(programs(ops=["toy_outer", "add"]), lambda c: {"toy_outer", "add"} <= set(c.program.ops()),
+                settings=few)
+    case.run()
+    cases = coverage.row_cases("toy_outer")       # the coverage pass, through the harness of a gate run
+    assert len(cases) == 5
+    session.begin("cov[toy_outer]", "coverage")
+    harness.run_samples(cases, "cov[toy_outer]")
+    session.end("passed")
+    stream = Stream(gate)
+    stream.poll()
+    summary = report.summarize(stream.records, rows(), {r: row_conditions(r) for r in rows()})
+    row = next(r for r in summary.rows if r["op"] == "toy_outer")     # the report's row
+    assert row["examples"] == 5 and row["status"] == "pass" and all(row["conditions"].values()), row
+    assert "toy_outer" in str(listing.ops_table().columns[0]._cells)    # --list
+    assert "toy_outer" in str(listing.rows_table().columns[0]._cells)
+
+
 class Cube:
     """A toy pygrad layer: x ** 3, elementwise."""
 
@@ -158,7 +238,7 @@ def test_listing_names_every_row_and_property():
 def test_tolerance_floor_is_a_sound_lower_bound():
     """Whatever the spread, the full tolerance is at least the floor the cheap path uses."""
     case = coverage.sample_case(OPS["matmul"], 0)
-    from reference.compare import Oracle
+    from reference.oracles.oracle import Oracle
     oracle = Oracle(case.program, case.values, case.seed)
     for name in case.program.graded:
         cheap, full = oracle.grad_tols(name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reference.compare import InvalidExample  # noqa: F401 - re-exported for the checks' users
+from reference.oracles.oracle import InvalidExample  # noqa: F401 - re-exported for the checks' users
 
 CHECK_KINDS = ("value", "grad", "fd", "invariant", "structure", "error")
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import printer
 from reference.checks import Mismatch, Outcome
-from reference.checks.program import check_grads, check_program, raise_error, regression, row_of
-from reference.compare import Oracle, compare
-from reference.program import Program, PygradRaised, backward_pygrad, run_pygrad
+from reference.checks.programs import check_grads, check_program, raise_error, regression, row_of
+from reference.oracles.oracle import Oracle
+from reference.programs import printer
+from reference.programs.graph import Program
+from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
 from reference.registry import ENGINE_ROW
+from reference.tolerances import judge
 
 DEEP_STEPS = 5000   # y = -(y + b): two ops a step
 
@@ -123,7 +125,7 @@ def check_stop(prog: Program, values, seed: int, stop: str) -> Outcome:
         raise_error(prog, values, None, e, 1)
     bad = {}
     for name in prog.graded:
-        problem, r = compare(env[name].grad, oracle.grads(0)[name], prog.dtype(name), oracle.grad_tols(name))
+        problem, r = judge(env[name].grad, oracle.grads(0)[name], prog.dtype(name), oracle.grad_tols(name))
         out.note(row_of(prog, name), r)
         if problem:
             bad[name] = problem

@@ -10,7 +10,7 @@ step the loss (value) and the batched copy's gradients (grad), or the accumulate
 
 The oracle (`Trajectory`) runs the Module's program in float64 torch and the optimizer's
 torch.optim twin on a step's whole batch. Its tolerances come, when the floor does not
-decide, from `compare.RUNS` perturbed trajectories: every op of the forward and backward
+decide, from `numerics.RUNS` perturbed trajectories: every op of the forward and backward
 perturbed by its rounding model, every optimizer state buffer by STATE_ULPS and every update
 by OPT_ULPS before it is applied, every weight rounded to the dtype.
 """
@@ -21,12 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference import oracles, printer
 from reference.checks import InvalidExample
-from reference.checks.module import Run, Script, blamer, pygrad_call
-from reference.compare import MAX_MAGNITUDE, RUNS, Oracle, classify_kinks, compare, floor, validate
-from reference.nets import ModuleSpec, build, module_program, program_values, weight
+from reference.checks.module_calls import Run, Script, blamer, pygrad_call
+from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
+from reference.oracles import torch_run
+from reference.oracles.oracle import classify_kinks, validate
+from reference.programs import printer
+from reference.programs.nets import ModuleSpec, build, module_program, program_values, weight
 from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
+from reference.tolerances import judge
 
 OPT_ULPS = 8      # rounding of one optimizer update, relative to the update, in ulps
 STATE_ULPS = 4    # rounding of an optimizer state buffer (momentum, averages), in ulps
@@ -95,7 +98,7 @@ class Trajectory:
             vals = program_values(spec, weights, {n: t.detach().numpy().copy() for n, t in tensors.items()}, x,
                                   target, cast=False)
             with np.errstate(all="ignore"):
-                run = oracles.run_torch(prog, vals, noise)
+                run = torch_run.run_torch(prog, vals, noise)
             if noise is None:
                 validate(prog, run)
             else:
@@ -117,7 +120,7 @@ class Trajectory:
         """Per step, the largest deviation of each quantity over RUNS perturbed trajectories."""
         if self._spreads is None:
             spec = self.case.spec
-            noise = oracles.Noise(np.random.default_rng(self.case.noise), frozenset({spec.dtype}))
+            noise = torch_run.Noise(np.random.default_rng(self.case.noise), frozenset({spec.dtype}))
             runs = [self._run(noise) for _ in range(RUNS)]
             out = []
             for k, ex in enumerate(self.exact):
@@ -141,8 +144,8 @@ class Trajectory:
             return d[what] if name is None else d[what][name]
         dtype = self.case.spec.dtype
         exact = get(self.exact[k]) * scale
-        yield floor(exact, dtype)
-        yield Oracle.full_tol(exact, get(self.spreads()[k]) * scale, dtype)
+        yield tolerance(exact, dtype)
+        yield tolerance(exact, dtype, get(self.spreads()[k]) * scale)
 
     def want(self, k: int, what: str, name: str | None = None):
         d = self.exact[k][what]
@@ -227,10 +230,10 @@ def check_training(case: TrainRun) -> float:
             s.call(x, target, case.reset, case.target_leaf)
             got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
                              f"the call of {step}", blame)
-            run.compare("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value, traj.want(k, "loss"),
+            run.expect_close("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value, traj.want(k, "loss"),
                         lambda: traj.tols(k, "loss"), blame)
             for w in weights:
-                run.compare("grad", f"the gradient of {w.name} in the batched copy at {step}",
+                run.expect_close("grad", f"the gradient of {w.name} in the batched copy at {step}",
                             f"model.copy.{w.name}.grad", got.grads[w.name], traj.want(k, "grads", w.name),
                             lambda w=w: traj.tols(k, "grads", w.name), blame)
             s.add(f"optim.step({s.loss})")
@@ -245,7 +248,7 @@ def check_training(case: TrainRun) -> float:
                 run.pygrad(lambda: optim.step_single(got.loss, bs), f"optim.step_single at {step}")
             for w in weights:
                 what = f"the accumulated .grad of {w.name} at {step}"
-                problem, r = compare(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
+                problem, r = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
                                      traj.tols(k, "grads", w.name, bs))
                 run.worst = max(run.worst, min(r, 1e6))
                 if problem:
@@ -257,7 +260,7 @@ def check_training(case: TrainRun) -> float:
             run.pygrad(lambda: optim.step_single(got.loss, bs, modify=True), f"optim.step_single(modify=True) at {step}")
         for w in weights:
             what = f"{w.name} after {step}"
-            problem, r = compare(weight(model, w.name).value, traj.want(k, "weights", w.name), dt,
+            problem, r = judge(weight(model, w.name).value, traj.want(k, "weights", w.name), dt,
                                  traj.tols(k, "weights", w.name))
             run.worst = max(run.worst, min(r, 1e6))
             if problem:

@@ -28,8 +28,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reference.gate import render, report, session
-from reference.gate.streams import Stream
+from reference.gate import render, report
+from reference.runstate import session
+from reference.runstate.streams import Stream
 
 GRACE = 14.0            # seconds past the budget after which a run is cut (its coverage pass done)
 COVERAGE_CAP = 180.0    # ... and past which even an unfinished coverage pass is cut
@@ -77,6 +78,14 @@ def parser() -> argparse.ArgumentParser:
                    help="self-test: run the whole gate, as CI would, on each mutant of the catalogue (all, or the "
                         "named ones), --budget seconds each; exit 0 only if every one is killed")
     p.add_argument("--ci-subset", action="store_true", help="with --mutants: (also) the small subset sized for CI")
+    p.add_argument("--generated", action="store_true",
+                   help="with --mutants [ID ...]: mutants derived from pygrad's gradient code instead of the catalogue "
+                        "(crash-only ones set aside, equivalent ones listed); see docs/selftest-generated.md")
+    p.add_argument("--sample", type=int, default=None, metavar="K",
+                   help="with --generated: run a seeded random sample (--seed) of K live mutants")
+    p.add_argument("--equivalence-budget", type=float, default=180.0, metavar="SECONDS",
+                   help="with --generated: budget of the focused thorough run that decides whether a mutant nothing "
+                        "else saw is equivalent (default 180)")
     p.add_argument("--together", action="store_true",
                    help="with --mutants NAME ...: apply them all to one copy and run the gate once; each must be "
                         "reported by a reproducer that fails with that mutant alone")
@@ -147,13 +156,26 @@ def validate(args) -> None:
         if unknown:
             raise UsageError(f"--only: unknown op(s) or row(s) {', '.join(unknown)}; known: "
                              f"{', '.join(list(OPS) + rows())}")
-    if args.mutants is not None or args.ci_subset or args.focused or args.together:
-        from reference.selftest import mutants
+    if (args.mutants is not None or args.ci_subset or args.focused or args.together or args.generated
+            or args.sample is not None):
+        from reference.selftest import catalogue
         if args.mutants is None:
-            raise UsageError("--ci-subset, --focused and --together go with --mutants")
+            raise UsageError("--ci-subset, --focused, --together, --generated and --sample go with --mutants")
+        if args.generated:
+            if args.ci_subset or args.together:
+                raise UsageError("--generated does not go with --ci-subset or --together")
+            if args.sample is not None and args.sample < 1:
+                raise UsageError(f"--sample must be at least 1, got {args.sample}")
+            if args.equivalence_budget <= 0:
+                raise UsageError(f"--equivalence-budget must be positive, got {args.equivalence_budget}")
+            check_writable(args.json, "--json")
+            check_writable(args.markdown, "--markdown")
+            return
         if args.together and len(args.mutants) < 2:
             raise UsageError("--together needs two or more mutants named")
-        bad = sorted(set(args.mutants) - set(mutants.BY_NAME))
+        if args.sample is not None:
+            raise UsageError("--sample goes with --mutants --generated")
+        bad = sorted(set(args.mutants) - set(catalogue.BY_NAME))
         if bad:
             raise UsageError(f"--mutants: unknown mutant(s) {', '.join(bad)}")
     check_writable(args.json, "--json")
@@ -180,6 +202,9 @@ def main(argv=None) -> int:
             from reference.gate.listing import print_listing
             print_listing(console)
             return 0
+        if args.mutants is not None and args.generated:
+            from reference.selftest.generated import run as run_generated
+            return run_generated(args, console)
         if args.mutants is not None:
             from reference.selftest.run import run as run_mutants
             return run_mutants(args, console)
@@ -202,7 +227,7 @@ def suite_dir() -> Path:
 
 
 # pytest plugins of a gate run, by entry-point name; nothing else is loaded (see gate_environment)
-PLUGINS = ("xdist", "hypothesispytest", "timeout", "reference.gate.plugin")
+PLUGINS = ("xdist", "hypothesispytest", "timeout", "reference.gate.hooks")
 
 
 def pytest_command(workers: int) -> list:

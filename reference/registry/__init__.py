@@ -4,28 +4,23 @@
 - `LOSS_OPS`: pygrad's loss classes as entries of the same kind; `MODULE_LOSSES`: the ends
   a random Module may have;
 - `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
-- `ROWS`: every row of the gate's report, each with its conditions (`row_conditions`).
+- the Module row's and the engine row's conditions and coverage samples (`module_row`,
+  `engine_row`);
+- `rows()`: every row of the gate's report, each with its conditions (`row_conditions`).
 
 Every strategy, oracle, check, coverage sample and report row is derived from these tables.
 """
 from __future__ import annotations
 
+from reference.numerics import DTYPES, U
+from reference.registry.engine_row import ENGINE_CONDITIONS, ENGINE_ROW
 from reference.registry.layers import LAYERS, Layer, LayerSpec, LayerUse, SpecError
 from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
+from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
 from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
-from reference.registry.spec import DTYPES, U, Condition, ErrorInput, OpSpec, Plan, Sample, Use, axes_of, count_of
-
-MODULE_ROW = "module"
-ENGINE_ROW = "engine"
-
-MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_reset",
-                     "optimizer step between calls", "float32", "exact zero at a ReLU kink")
-"""Conditions of the `module` row: how users call a Module."""
-
-ENGINE_CONDITIONS = ("fan-out", "several sinks", "chain of ops", "weights and inputs", "reset_grad=False",
-                     "backward twice", "create_graph order", "learnable=False node", "deep graph (10 000 ops)")
-"""Conditions of the `engine` row: graph shapes and backward schedules."""
+from reference.registry.spec import (Condition, ErrorInput, Infeasible, OpSpec, Plan, Sample, Use, axes_of,
+                                     count_of)
 
 
 def spec_of(op: str) -> OpSpec:
@@ -61,6 +56,6 @@ def ops_of_row(row: str) -> list:
 
 
 __all__ = ["OPS", "LOSS_OPS", "MODULE_LOSSES", "LAYERS", "OPTIMIZERS", "COVERS", "DTYPES", "U", "MODULE_ROW",
-           "ENGINE_ROW", "Condition", "ErrorInput", "Layer", "LayerSpec", "LayerUse", "ModuleLoss", "OpSpec",
+           "ENGINE_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec", "LayerUse", "ModuleLoss", "OpSpec",
            "OptimizerSpec", "Plan", "Sample", "SpecError", "TrainUse", "Use", "axes_of", "count_of", "rows",
            "row_conditions", "spec_of", "op_rows", "ops_of_row"]

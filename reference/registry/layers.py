@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
@@ -63,6 +64,23 @@ class LayerUse:
 
 
 @dataclass(frozen=True)
+class DropoutRun:
+    """Dropout called alone in training mode (a Module calls its layers in eval mode): the
+    input shape, the rate, the seed of the values and of `np.random`, the dtype."""
+
+    shape: tuple
+    rate: float
+    seed: int
+    dtype: str = "float64"
+
+    def arrays(self) -> tuple:
+        """(x, cotangent): x away from 0 (the dropped entries are the output's zeros)."""
+        rng = np.random.default_rng(self.seed)
+        x = rng.uniform(0.5, 2.0, self.shape) * rng.choice([-1.0, 1.0], self.shape)
+        return x.astype(self.dtype), rng.standard_normal(self.shape).astype(self.dtype)
+
+
+@dataclass(frozen=True)
 class Weight:
     """A weight attribute of a layer and its torch.nn parameter: `to_torch(a)` maps the
     pygrad array (value or gradient) to torch's layout."""
@@ -80,8 +98,16 @@ class LayerSpec:
     the arguments after the input in `forward`; `forward(node, layer, cur, acts, w)` adds the
     layer's registry nodes (`w(attr)` names a weight's program input); `weights(layer)` the
     present weights; `torch(layer, shape)` a torch.nn module for the twin (or None) and
-    `torch_forward(module, layer, h, acts)` its forward; `alone()` the coverage pass's cases of
-    the layer by itself, for what a Module cannot show (Dropout in training mode)."""
+    `torch_forward(module, layer, h, acts)` its forward; `alone`: runs of the layer by itself
+    for what a Module cannot show (`DropoutRun`s: Dropout in training mode), which the
+    coverage pass wraps into cases.
+
+    Facts the Module machinery reads: `probabilities` (its output lies in [0, 1]: a loss on
+    probabilities may follow it), `kink_at_zero` (its derivative jumps at 0, where torch
+    defines it), `keeps_zero_rows(layer)` (a zero row of its input comes out of its weights as
+    an exact zero row: a bias-free Linear, how a Module call feeds exact zeros to the next
+    layer's kink), `completes` ("logits", "probabilities" or "weights": the layer appended to
+    a Module whose loss needs per-sample logits (n, w), probabilities, or some weight)."""
 
     kind: str
     cls: str
@@ -95,7 +121,11 @@ class LayerSpec:
     torch_forward: Callable = None
     samples: tuple = ()
     conditions: tuple = field(default_factory=tuple)
-    alone: Callable = lambda: ()
+    alone: tuple = ()
+    probabilities: bool = False
+    kink_at_zero: bool = False
+    keeps_zero_rows: Callable = lambda layer: False
+    completes: str = ""
 
     @property
     def row(self) -> str:
@@ -220,12 +250,12 @@ def _same(layer, shape, earlier):
     return shape
 
 
-def _simple(kind, cls, op, conditions=()):
+def _simple(kind, cls, op, conditions=(), **facts):
     return LayerSpec(kind, cls, draw=lambda shape, earlier: st.just(Layer.make(kind)), out_shape=_same,
                      code=lambda layer, shape, dtype, name: f"{cls}()",
                      forward=lambda node, layer, cur, acts, w: node(op, (cur,)),
                      torch_forward=lambda module, layer, h, acts: getattr(torch, op)(h),
-                     samples=((Layer.make(kind), (2, 3)),), conditions=(_BATCH, _F32) + tuple(conditions))
+                     samples=((Layer.make(kind), (2, 3)),), conditions=(_BATCH, _F32) + tuple(conditions), **facts)
 
 
 def _softmax_axis_ok(layer, shape, earlier):
@@ -233,12 +263,6 @@ def _softmax_axis_ok(layer, shape, earlier):
     if not (-len(shape) <= axis <= len(shape) and axis != 0):
         raise SpecError(f"softmax axis {axis} is not a non-batch axis of {(None,) + shape}")
     return shape
-
-
-def _dropout_alone():
-    from reference.cases import DropoutCase
-    from reference.checks.layers import DropoutRun
-    return [DropoutCase(DropoutRun((4, 5), 0.25, 1)), DropoutCase(DropoutRun((3, 4), 0.5, 2, "float32"))]
 
 
 def _flatten_forward(node, layer, cur, acts, w):
@@ -258,7 +282,8 @@ _LIST = [
               samples=((Layer.make("linear", out=3, bias=True), (2, 4)),
                        (Layer.make("linear", out=2, bias=False), (1, 3))),
               conditions=(_BATCH, _F32, Condition("no bias", lambda u: not u.layer.get("bias")),
-                          Condition("n > 1 rows", lambda u: u.shape[0] > 1))),
+                          Condition("n > 1 rows", lambda u: u.shape[0] > 1)),
+              keeps_zero_rows=lambda layer: not layer.get("bias"), completes="weights"),
     LayerSpec("conv", "Conv2D", draw=_conv_draw, out_shape=_conv_out, code=_conv_code, forward=_conv_forward,
               weights=lambda layer: (CONV_KW,) + ((CONV_KB,) if layer.get("bias") else ()),
               torch=_conv_torch, torch_forward=lambda module, layer, h, acts: module(h),
@@ -274,10 +299,10 @@ _LIST = [
               code=lambda layer, shape, dtype, name: "Flatten()", forward=_flatten_forward,
               torch_forward=lambda module, layer, h, acts: h.reshape(h.shape[0], 1, -1),
               samples=((Layer.make("flatten"), (2, 3, 3)),),
-              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3))),
-    _simple("relu", "ReLU", "relu"),
+              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3)), completes="logits"),
+    _simple("relu", "ReLU", "relu", kink_at_zero=True),
     _simple("tanh", "Tanh", "tanh"),
-    _simple("sigmoid", "Sigmoid", "sigmoid"),
+    _simple("sigmoid", "Sigmoid", "sigmoid", probabilities=True, completes="probabilities"),
     LayerSpec("softmax", "Softmax",
               draw=lambda shape, earlier: st.sampled_from(sorted({-1, 1, -len(shape)})).map(
                   lambda a: Layer.make("softmax", axis=a)),
@@ -286,7 +311,7 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: torch.softmax(h, dim=layer.get("axis")),
               samples=((Layer.make("softmax", axis=-1), (2, 3)), (Layer.make("softmax", axis=1), (3, 2))),
               conditions=(_BATCH, Condition("non-last axis", lambda u: u.layer.get("axis") % (len(u.shape) + 1)
-                                            != len(u.shape)))),
+                                            != len(u.shape))), probabilities=True),
     LayerSpec("addnorm", "AddNorm", draw=_addnorm_draw, out_shape=_addnorm_out,
               code=lambda layer, shape, dtype, name: f"AddNorm(gain={layer.get('gain')!r}, "
                                                      f"bias={layer.get('shift')!r}, epsilon={layer.get('epsilon')!r})",
@@ -301,13 +326,20 @@ _LIST = [
               call_args=lambda layer, acts: ", training=False",
               forward=lambda node, layer, cur, acts, w: cur,
               torch_forward=lambda module, layer, h, acts: h,
-              samples=((Layer.make("dropout", rate=0.25), (2, 3)),), alone=_dropout_alone,
+              samples=((Layer.make("dropout", rate=0.25), (2, 3)),),
+              alone=(DropoutRun((4, 5), 0.25, 1), DropoutRun((3, 4), 0.5, 2, "float32")),
               conditions=(Condition("eval mode in a Module", lambda u: u.mode == "eval"),
                           Condition("training mode", lambda u: u.mode == "training"))),
 ]
 
 LAYERS: dict = {spec.kind: spec for spec in _LIST}
 """Layer kind -> spec."""
+
+
+def completing(need: str) -> LayerSpec:
+    """The layer appended to a Module whose loss needs `need` ("logits", "probabilities",
+    "weights"): the table's entry that `completes` it."""
+    return next(spec for spec in LAYERS.values() if spec.completes == need)
 
 
 def layer_conditions(use: LayerUse) -> set:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from reference.registry.rules import F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
-from reference.strategies.values import simplex_rows
+from reference.value_strategies import simplex_rows
 
 LOG_FLOOR = -100.0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reference.registry import numerics as nm
+from reference.registry import op_models as nm
 from reference.registry import rules
 from reference.registry.spec import OpSpec, Sample
 

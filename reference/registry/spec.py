@@ -14,10 +14,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-# Unit roundoff of each float dtype: the scale of every per-dtype tolerance.
-U = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
-DTYPES = tuple(U)
-
 
 @dataclass(frozen=True)
 class Use:
@@ -29,19 +25,34 @@ class Use:
     values: tuple | None = None   # operand values (float64 arrays), when known
     same_operand: bool = False    # one tensor in both operand slots (x * x)
     roles: tuple = ()             # operand roles: input, weight, constant, array (a plain ndarray)
+    layouts: tuple = ()           # operand memory layouts ("" = C-contiguous; see registry regimes)
 
     @property
     def ndims(self) -> tuple:
         return tuple(len(s) for s in self.shapes)
 
 
+class Infeasible(Exception):
+    """A condition's maker cannot make it hold on this draft (e.g. "left 0-D" on a draft
+    whose output is 0-D)."""
+
+
 @dataclass(frozen=True)
 class Condition:
     """A bug-prone condition: a coverage label of the gate's report, reached by an example
-    when `test(use)` holds for one of its uses of the op."""
+    when `test(use)` holds for one of its uses of the op.
+
+    - `make(draft) -> draft`: the coverage draft (a `Sample` for op rows; the row's own draft
+      type elsewhere) changed so that the condition holds, keeping what it can of the rest;
+      raises `Infeasible` when it cannot. What a draft reaches is always judged by `test`
+      on the built example, never by trusting the maker.
+    - `group`: conditions of one group are exclusive levels of one factor (a side's shape
+      form, the layout of an operand): they are never counted as a pair."""
 
     name: str
     test: Callable[[Use], bool]
+    make: Callable | None = None
+    group: str = ""
 
     def reached(self, use: Use) -> bool:
         try:
@@ -65,6 +76,8 @@ class Sample:
     make: Callable | None = None      # rng -> operand arrays, instead of `values`
     constant: tuple = ()              # operands that are constants (learnable=False)
     arrays: tuple = ()                # operands passed as plain ndarrays, not Tensors
+    layouts: tuple = ()               # per operand memory layout, "" = C-contiguous (registry regimes)
+    magnitude: str = ""               # a magnitude regime's name, "" = the domain's usual values
 
     def operand_dtypes(self) -> tuple:
         return self.dtypes or ("float64",) * len(self.shapes)
@@ -133,7 +146,10 @@ class OpSpec:
     - `in_programs`: random programs may use it (losses are checked on their own);
       `array_operands`: its second operand may be a plain ndarray (`x - c`, `x @ c`);
     - `row`: the report row its examples count in (default: its name); `op_name`: the name
-      pygrad's error messages use for it (`rsub` raises as `sub`)."""
+      pygrad's error messages use for it (`rsub` raises as `sub`);
+    - `infeasible`: {frozenset({condition, condition}): reason} -- pairs of the row's
+      conditions that cannot hold in one use (besides same-group pairs), with why; the rule's
+      own declarations are added (`all_infeasible()`)."""
 
     name: str
     arity: int
@@ -166,6 +182,7 @@ class OpSpec:
     row: str = ""
     op_name: str = ""
     notes: str = ""
+    infeasible: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         if self.arity not in (1, 2):
@@ -224,6 +241,10 @@ class OpSpec:
     def all_samples(self) -> tuple:
         return tuple(self.rule.samples(self)) + tuple(self.samples)
 
+    def all_infeasible(self) -> dict:
+        """{frozenset pair of condition names: reason}: the rule's declarations and the op's."""
+        return {**getattr(self.rule, "infeasible", {}), **self.infeasible}
+
 
 def _at_exact_kink(spec: OpSpec):
     def test(use: Use) -> bool:
@@ -239,9 +260,10 @@ _COMPILED: dict = {}
 
 
 def _namespace() -> dict:
-    """Names the templates may use besides their operands (the loss classes)."""
+    """Names the templates may use besides their operands: `pygrad` and its public names
+    (the loss classes)."""
     import pygrad
-    return {"pygrad": pygrad, "BCELoss": pygrad.BCELoss, "CCELoss": pygrad.CCELoss}
+    return {"pygrad": pygrad, **{name: getattr(pygrad, name) for name in pygrad.__all__}}
 
 
 # ---------------------------------------------------------------------------- axis helpers

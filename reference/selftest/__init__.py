@@ -1,4 +1,8 @@
-"""The self-test: the gate must fail on every deliberately broken pygrad (`mutants`, `run`)."""
-# `mutants` defines Mutant before it builds the catalogue from `catalogue`, whose entries need
-# Mutant: importing it first lets `import reference.selftest.catalogue` work on its own too.
-from reference.selftest import mutants  # noqa: F401,E402
+"""The self-test: the gate must fail on every deliberately broken pygrad.
+
+Layers, each importing only those before it: `mutants` (the mutant types and how one is
+applied to a copy of the project); `catalogue` (the hand-written mutants) and `generate`
+(mutants derived from pygrad's source); `probe_base`, `probe_ops`, `probe_state` and `probes`
+(what a mutant changes, seen without the gate); `classify` (live, crash-only, silent);
+`run` and `generated` (the gate on each mutant: the `--mutants` mode).
+"""

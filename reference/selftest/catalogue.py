@@ -11,9 +11,10 @@ kind expected to catch it, the exact original snippet and its replacement, and w
 """
 from __future__ import annotations
 
+from reference.selftest.mutants import Mutant
+
 
 def _m(name, file, row, catches, original, replacement, description):
-    from reference.selftest.mutants import Mutant
     return Mutant(name, "pygrad/" + file, original, replacement, catches, description, row)
 
 
@@ -316,3 +317,7 @@ MUTANTS = (
        'Adam adds eps under the square root. Visible only when eps is not negligible against '
        'sqrt(v).'),
 )
+
+BY_NAME = {m.name: m for m in MUTANTS}
+if len(BY_NAME) != len(MUTANTS):
+    raise RuntimeError("reference.selftest.catalogue: mutant names must be unique")

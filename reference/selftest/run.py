@@ -37,7 +37,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reference.selftest.mutants import BY_NAME, MUTANTS, ROOT, Mutant, apply, env, patched_source
+from reference.selftest.catalogue import BY_NAME, MUTANTS
+from reference.selftest.mutants import ROOT, Mutant, apply, env, patched_source
 
 # A diverse handful sized for CI: an exact kink, a non-last softmax axis, outC > 1, a
 # reset_grad regression, a Module leaking into its weights, optimizer state from step 3,

@@ -4,8 +4,8 @@ signature is a finding of its own."""
 import pytest
 
 from reference.coverage import coverage_units, row_cases, unit_rows
-from reference.gate import session
 from reference.harness import prop, run_samples
+from reference.runstate import session
 
 
 def sharded(cases: list, row: str) -> list:

@@ -11,9 +11,9 @@ import dataclasses
 from hypothesis import strategies as st
 
 from reference.checks.engine import canonical
+from reference.generators.programs import programs
 from reference.harness import prop, run_property
 from reference.registry import ENGINE_ROW
-from reference.strategies.programs import programs
 
 
 def _engine(**params):

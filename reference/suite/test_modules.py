@@ -1,8 +1,8 @@
 """Random Modules called the way users call them, against PyTorch (the model's layers and
 loss as registry ops), and Dropout alone in training mode (`reference.checks`)."""
+from reference.generators.modules import dropout_cases, module_cases
 from reference.harness import prop, run_property
 from reference.registry import LAYERS, LOSS_OPS, MODULE_ROW
-from reference.strategies.modules import dropout_cases, module_cases
 
 
 def _rows(**params):

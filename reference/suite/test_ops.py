@@ -5,9 +5,9 @@ arguments come from the op's shape rule; float64, float32 and mixed operands; to
 include exact kink points, finite-difference tests stay away from them."""
 import pytest
 
+from reference.generators.programs import op_cases
 from reference.harness import prop, run_property
 from reference.registry import LOSS_OPS, OPS, spec_of
-from reference.strategies.programs import op_cases
 
 OP_NAMES = sorted(OPS) + sorted(LOSS_OPS)
 

@@ -1,9 +1,9 @@
 """Optimizer trajectories against torch.optim (`reference.checks.training`)."""
 import pytest
 
+from reference.generators.modules import train_cases
 from reference.harness import prop, run_property
 from reference.registry import OPTIMIZERS
-from reference.strategies.modules import train_cases
 
 
 def _rows(name):

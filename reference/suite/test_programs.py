@@ -5,9 +5,9 @@ the loss's gradient also with finite differences wherever no kink is within reac
 import pytest
 from hypothesis import strategies as st
 
+from reference.generators.programs import programs
 from reference.harness import prop, run_property
 from reference.registry import DTYPES, ENGINE_ROW, OPS
-from reference.strategies.programs import programs
 
 
 def _rows(**params):

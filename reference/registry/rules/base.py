@@ -66,10 +66,16 @@ class Rule:
 
     name = "rule"
     conditions: tuple = (FLOAT32,)
+    infeasible: dict = {}      # {frozenset({a, b}): reason}: pairs of conditions that cannot meet
     min_dims = 0
 
     def samples(self, spec) -> list:
         return []
+
+    def refit(self, spec, sample):
+        """`sample` with its shape-dependent arguments fitted again after a maker changed its
+        shapes (a reshape target, an index, an axis); raise `Infeasible` if none fits."""
+        return sample
 
     def error_inputs(self, spec) -> list:
         return []

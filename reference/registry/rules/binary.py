@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 from reference.registry.rules.base import (F32, FLOAT32, MATMUL, MAX_SIZE, SIDES, ZERO_D, Rule, array_operand,
                                            broadcast_out, gains_dims, mixed, one_element, sample_rng, stretched)
 from reference.registry.spec import Condition, ErrorInput, Plan, Sample
-from reference.strategies.values import constant
+from reference.value_strategies import constant
 
 
 # ---------------------------------------------------------------------------- binary broadcasting

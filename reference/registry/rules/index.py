@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 from reference.registry.rules.base import F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, Plan, Sample
-from reference.strategies.values import R, floats, scalar
+from reference.value_strategies import R, floats, scalar
 
 
 # ---------------------------------------------------------------------------- indexing

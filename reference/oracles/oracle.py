@@ -1,0 +1,144 @@
+"""The oracle of one example: PyTorch's exact answer and the tolerances of the one rule every
+check applies, never widened per test (`reference.numerics.tolerance`).
+
+For every compared tensor T (a node's value, or any tensor's gradient), elementwise:
+
+    |T_pygrad - T_torch| <= SAFETY * (spread(T) + u * |T_torch| + tiny)
+
+- `T_torch` is the exact (float64) PyTorch run on the same inputs;
+- `spread(T)` is the largest deviation of T over `RUNS` perturbed PyTorch runs, in which
+  every op is disturbed by its own rounding-error model from the registry (see
+  `reference.oracles.torch_run`): it is the conditioning of this very example -- how much rounding the
+  program amplifies before it reaches T;
+- `u` is the unit roundoff of T's dtype (2**-53 float64, 2**-24 float32), `tiny` its
+  smallest normal number; SAFETY = 16.
+
+The perturbed runs cost four more torch runs. Since spread >= 0, the bound with spread = 0
+is a sound lower bound of the tolerance: an error within it passes whatever the spread, so
+`Oracle` runs the perturbed runs only when some element exceeds that floor (the verdicts
+are the same; a row's "err/tol" is then measured against the floor, an upper bound).
+
+Examples the oracles cannot judge raise `InvalidExample` (the strategies draw another):
+non-finite or huge (> 1e8) values or gradients, and -- when the perturbed runs are needed --
+values that underflow their dtype, that a rounding-size perturbation makes non-finite, kinks that sit
+within the rounding noise of their input (0 < |s| <= SAFETY * spread(s)), where two correct
+implementations may take different branches, or that a perturbed run crosses.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference.numerics import MAX_MAGNITUDE, RUNS, SAFETY, tiny, tolerance
+from reference.oracles import torch_run
+from reference.programs.graph import Program
+
+
+class InvalidExample(Exception):
+    """The example is outside what the oracles can judge; draw another one."""
+
+
+class Oracle:
+    """PyTorch's answer for one program on one set of inputs, with tolerances.
+
+    The exact float64 run happens at once (and validates the example); the `RUNS` perturbed
+    runs and the kink classification only when a comparison needs more than the floor."""
+
+    def __init__(self, prog: Program, values, seed: int, passes: int = 1, stops=()):
+        self.prog, self.values_in, self.seed, self.passes, self.stops = prog, values, seed, passes, stops
+        with np.errstate(all="ignore"):
+            self.ref = torch_run.run_torch(prog, values, backward_passes=passes, stops=stops)
+        validate(prog, self.ref)
+        self._spread = None
+
+    @property
+    def values(self) -> dict:
+        return self.ref.values
+
+    def grads(self, p: int = 0) -> dict:
+        return self.ref.history[p]
+
+    # ------------------------------------------------------------------ tolerances
+    def value_tols(self, name: str):
+        """The tolerances of node `name`'s value, cheapest first."""
+        dtype = self.prog.dtype(name)
+        yield tolerance(self.values[name], dtype)
+        yield tolerance(self.values[name], dtype, self.spreads()["values"][name])
+
+    def grad_tols(self, name: str, p: int = 0):
+        dtype = self.prog.dtype(name)
+        yield tolerance(self.grads(p)[name], dtype)
+        yield tolerance(self.grads(p)[name], dtype, self.spreads()["grads"][p][name])
+
+    def value_tol(self, name: str) -> np.ndarray:
+        return list(self.value_tols(name))[-1]
+
+    def grad_tol(self, name: str, p: int = 0) -> np.ndarray:
+        return list(self.grad_tols(name, p))[-1]
+
+    def loss_spread(self) -> float:
+        return self.spreads()["loss"]
+
+    def spreads(self) -> dict:
+        """How far `RUNS` perturbed runs move every value and gradient (scaled to the
+        program's unit roundoff): {"values": {name: array}, "grads": [{name: array}, ...],
+        "loss": float}. Computed once, on first need."""
+        if self._spread is None:
+            prog = self.prog
+            validate(prog, self.ref, underflow=True)
+            noise = torch_run.Noise(np.random.default_rng(self.seed), frozenset(prog.dtypes))
+            with np.errstate(all="ignore"):
+                runs = [torch_run.run_torch(prog, self.values_in, noise, backward_passes=self.passes,
+                                          stops=self.stops) for _ in range(RUNS)]
+            classify_kinks(prog, self.ref, runs, noise.scale)
+
+            def spread(get, name):
+                exact = get(self.ref)[name]
+                s = np.zeros_like(exact)
+                for r in runs:
+                    s = np.maximum(s, noise.scale * np.abs(get(r)[name] - exact))
+                if not np.all(np.isfinite(s)):
+                    raise InvalidExample(f"a rounding-size perturbation makes {name} non-finite")
+                return s
+            self._spread = {
+                "values": {n: spread(lambda r: r.values, n) for n in prog.names},
+                "grads": [{n: spread(lambda r, p=p: r.history[p], n) for n in prog.names}
+                          for p in range(self.passes)],
+                "loss": max(noise.scale * abs(float(r.values[prog.root]) - float(self.values[prog.root]))
+                            for r in runs)}
+        return self._spread
+
+
+def validate(prog: Program, ref, underflow: bool = False) -> None:
+    """InvalidExample unless every value and gradient of the exact run is finite and at most
+    MAX_MAGNITUDE (and, with `underflow`, does not underflow its dtype: checked only where
+    the floor did not decide, since a value of pygrad's dtype flushed to 0 is within it)."""
+    for kind, table in [("value", ref.values)] + [("gradient", h) for h in ref.history]:
+        for name, a in table.items():
+            if not np.all(np.isfinite(a)):
+                raise InvalidExample(f"torch's {kind} of {name} is not finite")
+            m = np.abs(a)
+            if np.any(m > MAX_MAGNITUDE):
+                raise InvalidExample(f"torch's {kind} of {name} exceeds {MAX_MAGNITUDE:g}")
+            if underflow and np.any((m > 0) & (m < 1e6 * tiny(prog.dtype(name)))):
+                raise InvalidExample(f"torch's {kind} of {name} underflows {prog.dtype(name)}")
+
+
+def classify_kinks(prog: Program, ref, runs, scale: float) -> None:
+    """InvalidExample if a kink sits within the rounding noise of its input or a perturbed
+    run crosses it (exact kink points, where torch defines the derivative, are fine)."""
+    for name, kinks in ref.kinks.items():
+        for j, (s0, exact) in enumerate(kinks):
+            s0 = np.asarray(s0, dtype=np.float64)
+            exact = np.asarray(exact, dtype=bool) & (s0 == 0)
+            spread, crossed = np.zeros_like(s0), np.zeros(s0.shape, dtype=bool)
+            for r in runs:
+                sk = np.asarray(r.kinks[name][j][0], dtype=np.float64)
+                spread = np.maximum(spread, scale * np.abs(sk - s0))
+                crossed |= np.sign(sk) != np.sign(s0)
+            exact &= spread == 0
+            if np.any(~exact & ((s0 == 0) | (np.abs(s0) <= SAFETY * spread))):
+                raise InvalidExample(f"{name} ({prog.node(name).op}) has an input within rounding noise of a kink")
+            if np.any(crossed & ~exact):
+                # float64 programs are perturbed at 2**-40: a run that crossed a kink would
+                # measure a spread from the other branch.
+                raise InvalidExample(f"a perturbed run moves {name} ({prog.node(name).op}) across a kink")

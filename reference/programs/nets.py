@@ -1,0 +1,236 @@
+"""Random Modules: a plain-data description, its pygrad code, and its forward as a program.
+
+A `ModuleSpec` is the per-sample input shape, a tuple of `Layer`s and the name of its loss
+(`registry.MODULE_LOSSES`). It is what strategies draw (structure first, so hypothesis
+shrinks it layer by layer) and what reports print. Everything layer-specific comes from the
+layer table (`registry.LAYERS`):
+
+- `module_code(spec)`: the `Model(Module)` class and `loss_fn(y_pred, y_true)`; `build`
+  compiles exactly that code, so a printed reproducer and the model that ran cannot drift;
+- `module_program(spec, batch, weights)`: the forward pass and loss written with registry
+  ops (the layers as the design defines them) -- run in torch float64 it is the Module's
+  oracle, with the suite's rounding model and tolerance rule;
+- `make_batch(spec, batch, seed)`: inputs and targets.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.numerics import DTYPES
+from reference.programs.graph import Input, Node, Program
+from reference.registry import MODULE_LOSSES, Layer, SpecError
+from reference.registry.layers import completing
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A model: per-sample input shape, layers in order, loss, dtype of the pygrad side."""
+
+    input: tuple
+    layers: tuple = ()
+    loss: str = "sse"
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        object.__setattr__(self, "input", tuple(self.input))
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+
+@dataclass(frozen=True)
+class WeightRef:
+    """One weight of a built model: its attribute path ("linear0.W"), shape, uid and the
+    layer table's `Weight` (the torch.nn layout)."""
+
+    name: str
+    shape: tuple
+    uid: int
+    layout: object
+
+    @property
+    def program_input(self) -> str:
+        return self.name.replace(".", "_")
+
+
+def layer_name(i: int, layer) -> str:
+    """The attribute name of layer `i`, e.g. `conv0`, `relu1`."""
+    return f"{layer.kind}{i}"
+
+
+def shapes(spec: ModuleSpec) -> list:
+    """Per-sample shapes of every activation: [input, after layer 0, ...]. Raises SpecError
+    when the spec is inconsistent."""
+    if not (2 <= len(spec.input) <= 3 and all(isinstance(n, int) and n >= 1 for n in spec.input)):
+        raise SpecError(f"input must be a per-sample shape (n, features) or (C, H, W), got {spec.input}")
+    if spec.loss not in MODULE_LOSSES:
+        raise SpecError(f"loss must be one of {tuple(MODULE_LOSSES)}, got {spec.loss!r}")
+    if spec.dtype not in DTYPES:
+        raise SpecError(f"dtype must be one of {DTYPES}, got {spec.dtype!r}")
+    acts = [tuple(spec.input)]
+    for layer in spec.layers:
+        acts.append(tuple(layer.spec.out_shape(layer, acts[-1], acts)))
+    loss = MODULE_LOSSES[spec.loss]
+    if loss.logits and len(acts[-1]) != 2:
+        raise SpecError(f"{spec.loss} needs logits of per-sample shape (n, w), got {acts[-1]}")
+    if loss.probabilities and (not spec.layers or not spec.layers[-1].spec.probabilities):
+        raise SpecError(f"{spec.loss} needs a last layer sigmoid or softmax (predictions in [0, 1])")
+    return acts
+
+
+def valid(spec: ModuleSpec) -> bool:
+    try:
+        shapes(spec)
+    except SpecError:
+        return False
+    return True
+
+
+def complete(layers: list, acts: list, loss: str) -> list:
+    """`layers` with what the loss needs appended: a Flatten before logits, a Sigmoid before
+    probabilities."""
+    need = MODULE_LOSSES[loss]
+    layers = list(layers)
+    if need.logits and len(acts[-1]) != 2:
+        layers.append(Layer.make(completing("logits").kind))
+    if need.probabilities and (not layers or not layers[-1].spec.probabilities):
+        layers.append(Layer.make(completing("probabilities").kind))
+    return layers
+
+
+# ---------------------------------------------------------------------------- pygrad code
+def module_code(spec: ModuleSpec) -> str:
+    """The class `Model` and the function `loss_fn` (no imports, no instance)."""
+    acts = shapes(spec)
+    dt = "" if spec.dtype == "float64" else f", dtype=np.{spec.dtype}"
+    lines = ["class Model(Module):", "    def __init__(self):"]
+    for i, layer in enumerate(spec.layers):
+        name = layer_name(i, layer)
+        lines.append(f"        self.{name} = {layer.spec.code(layer, acts[i], spec.dtype, name)}")
+    lines.append(f"        super().__init__(x=Tensor(np.zeros({(1,) + acts[0]!r}){dt}, leaf=True))")
+    lines += ["", "    def forward(self, x):"]
+    var = ["x"] + [f"h{i + 1}" for i in range(len(spec.layers))]
+    for i, layer in enumerate(spec.layers):
+        lines.append(f"        {var[i + 1]} = self.{layer_name(i, layer)}({var[i]}{layer.spec.call_args(layer, var[:i + 1])})")
+    lines.append(f"        return {var[-1]}")
+    lines += ["", "", "def loss_fn(y_pred, y_true):", f"    return {MODULE_LOSSES[spec.loss].code}"]
+    return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(spec: ModuleSpec) -> dict:
+    """Namespace holding `Model` and `loss_fn`, compiled from the printed code."""
+    import pygrad
+    ns: dict = {"__name__": "reference_generated_model", "np": np, **{n: getattr(pygrad, n) for n in pygrad.__all__}}
+    exec(compile(module_code(spec), f"<pygrad model {spec!r}>", "exec"), ns)  # noqa: S102 - our own printer
+    return ns
+
+
+def loss_fn(spec: ModuleSpec):
+    """The pygrad loss of `spec`: `loss_fn(y_pred, y_true) -> scalar Tensor`."""
+    return _compiled(spec)["loss_fn"]
+
+
+def weight(model, name: str):
+    """The pygrad Tensor at attribute path `name` (e.g. "linear0.W") of `model`."""
+    obj = model
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def build(spec: ModuleSpec, seed: int) -> tuple:
+    """(pygrad model, [WeightRef]): the `Model` of `module_code(spec)` initialised under
+    `np.random.seed(seed)` (the global NumPy state is restored after). The weights are read
+    from the layers (not from `model.weights`), so a Module that records its weights wrongly
+    is still checked in full."""
+    ns = _compiled(spec)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        model = ns["Model"]()
+    finally:
+        np.random.set_state(state)
+    refs = []
+    for i, layer in enumerate(spec.layers):
+        for w in layer.spec.weights(layer):
+            t = getattr(getattr(model, layer_name(i, layer)), w.attr)
+            refs.append(WeightRef(f"{layer_name(i, layer)}.{w.attr}", tuple(t.shape), t.uid, w))
+    return model, refs
+
+
+def make_batch(spec: ModuleSpec, batch: int, seed, zeros: float = 0.0) -> tuple:
+    """(x, target) float64 arrays for `batch` samples: x standard normal, the target from
+    the loss's entry.
+
+    `zeros`: the probability that an entry of x, and separately a whole row of x (its last
+    axis), is exactly 0. A zero row through a bias-free Linear (a zero patch through a
+    bias-free Conv2D) gives exact zeros to the next ReLU: its kink, where torch says 0."""
+    rng = np.random.default_rng(seed)
+    acts = shapes(spec)
+    x = rng.standard_normal((batch,) + acts[0])
+    if zeros:
+        x[rng.random(x.shape) < zeros] = 0.0
+        x[rng.random(x.shape[:-1]) < zeros] = 0.0
+    return x, MODULE_LOSSES[spec.loss].target(rng, (batch,) + acts[-1])
+
+
+# ---------------------------------------------------------------------------- the oracle's program
+class _Builder:
+    """Adds registry nodes to a program under construction: `node(op, operands, **args)`."""
+
+    def __init__(self, dtype: str, batch: int):
+        self.dtype, self.batch, self.nodes = dtype, batch, []
+        self._counter = itertools.count()
+
+    def __call__(self, op, operands, **args) -> str:
+        name = f"v{next(self._counter)}"
+        self.nodes.append(Node(name, op, tuple(operands), args))
+        return name
+
+    def const(self, v: float) -> float:
+        """A Python float constant as pygrad sees it: NumPy casts it to the tensor's dtype."""
+        return float(np.asarray(v, dtype=self.dtype))
+
+
+def module_program(spec: ModuleSpec, batch: int, weights) -> tuple:
+    """(Program, [activation node names]): the forward pass of `spec` on a batch and its
+    loss, written with registry ops exactly as the design defines the layers and losses.
+    Inputs: "x" (an input), one weight per `WeightRef` (`program_input`), the target "y"
+    (a constant); the root is the loss. Activation 0 is "x", activation i the output of
+    layer i - 1."""
+    acts = shapes(spec)
+    dt = spec.dtype
+    inputs = [Input("x", (batch,) + acts[0], dt)]
+    inputs += [Input(w.program_input, w.shape, dt, role="weight") for w in weights]
+    inputs.append(Input("y", (batch,) + acts[-1], dt, role="constant"))
+    node = _Builder(dt, batch)
+    h = ["x"]
+    for i, layer in enumerate(spec.layers):
+        prefix = layer_name(i, layer)
+        h.append(layer.spec.forward(node, layer, h[-1], h, lambda attr, p=prefix: f"{p}_{attr}"))
+    root = MODULE_LOSSES[spec.loss].add(node, h[-1], "y")
+    return Program(tuple(inputs), tuple(node.nodes), root), h
+
+
+def program_values(spec: ModuleSpec, weights, values: dict, x, target, cast: bool = True) -> dict:
+    """Input values of `module_program`: x and the target as the dtype holds them, and the
+    weights (attribute path -> array), cast to the dtype too unless `cast` is False (an exact
+    float64 trajectory)."""
+    dt = spec.dtype
+    out = {"x": np.asarray(x, dtype=dt), "y": np.asarray(target, dtype=dt)}
+    for w in weights:
+        out[w.program_input] = np.asarray(values[w.name], dtype=dt if cast else None)
+    return out
+
+
+def ops_of(spec: ModuleSpec) -> set:
+    """The registry ops (and loss classes) the Module's forward and loss use."""
+    node = _Builder(spec.dtype, 1)
+    h = ["x"]
+    for i, layer in enumerate(spec.layers):
+        h.append(layer.spec.forward(node, layer, h[-1], h, lambda attr, i=i: f"w{i}_{attr}"))
+    MODULE_LOSSES[spec.loss].add(node, h[-1], "y")
+    return {n.op for n in node.nodes}

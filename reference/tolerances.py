@@ -1,0 +1,34 @@
+"""Judging a result against its oracle: the one comparison every suite check applies.
+
+`judge(got, want, dtype, tolerances)` takes the tolerances cheapest first (the floor of
+`reference.numerics.tolerance`, a sound lower bound, then the full one with the measured
+spread): the first under which every element passes decides, so the spread is measured
+only when the floor does not decide.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference.numerics import first_fit
+
+
+def judge(got, want: np.ndarray, dtype: str, tolerances) -> tuple:
+    """(problem or None, worst err/tol) of pygrad's `got` against the oracle's `want`.
+
+    `tolerances` yields tolerance arrays from the cheapest (a sound lower bound) to the
+    full one; the first under which every element passes decides."""
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return f"shape {got.shape}, torch's {want.shape}", np.inf
+    if got.dtype != np.dtype(dtype):
+        return f"dtype {got.dtype}, expected {dtype}", np.inf
+    err = np.abs(got.astype(np.float64) - want)
+    err = np.where(np.isnan(err), np.inf, err)
+    passed, ratios, tol = first_fit(err, tolerances, want.shape)
+    worst = float(np.max(ratios, initial=0.0))
+    if passed:
+        return None, worst
+    i = np.unravel_index(int(np.argmax(ratios)), ratios.shape) if ratios.ndim else ()
+    return (f"max |error| {float(err[i]):.3g} at index {tuple(int(k) for k in i)} "
+            f"(pygrad {float(got[i]):.17g}, torch {float(want[i]):.17g}, "
+            f"tolerance {float(tol[i]):.3g})"), worst
