@@ -264,38 +264,31 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     # the matrix); beyond it, chunks of output rows, and the graph keeps only the padded input.
     # A kernel per sample (leading dim B) always takes the whole matrix.
     whole = not shared or lay.matrix_bytes(item) <= WHOLE_BYTES
-    if shared and not whole:
-        # im2col and GEMM a few output rows at a time; `flat` stays for backward, which forms
-        # the same chunks again
-        k2 = kv.reshape(out_c, ckk)
-        out = np.empty((out_c, lay.n_cols), dtype)                          # (outC, N)
-        buf = lay.chunk_buffer(xv.dtype)
-        for y0, y1, c0, c1 in lay.chunks(item):
-            np.matmul(k2, lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1)), out=out[:, c0:c1])
-        _scratch.give(buf)
-        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
-        held = flat
-    elif shared:
-        cols = lay.im2col(flat, 0, lay.oh, _scratch.take((ckk, lay.n_cols), xv.dtype))
+    if whole:
+        cols = lay.im2col(flat, 0, lay.oh, _scratch.take((ckk, lay.n_cols), xv.dtype))   # (CKK, N)
         _scratch.give(flat)
         if not finite_x:
             lay.clear_wide(cols)
-        k2 = kv.reshape(out_c, ckk)
-        out = np.matmul(k2, cols)                                          # (outC, N)
-        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
         held = cols
+    if shared:
+        k2 = kv.reshape(out_c, ckk)
+        if whole:
+            out = np.matmul(k2, cols)                                      # (outC, N)
+        else:
+            # im2col and GEMM a few output rows at a time; `flat` stays for backward, which
+            # forms the same chunks again
+            out = np.empty((out_c, lay.n_cols), dtype)
+            buf = lay.chunk_buffer(xv.dtype)
+            for y0, y1, c0, c1 in lay.chunks(item):
+                np.matmul(k2, lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1)), out=out[:, c0:c1])
+            _scratch.give(buf)
+            held = flat
+        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
     else:
-        taps = lay.tap_view(flat)
-        cols = _scratch.take((ckk, lay.n_cols), taps.dtype)                 # (CKK, N), im2col
-        np.copyto(cols.reshape(taps.shape), taps)
-        _scratch.give(flat)
-        if not finite_x:
-            lay.clear_wide(cols)
         k2 = kv.reshape(batch, out_c, ckk)
         cols_b = cols.reshape(ckk, -1, batch).transpose(2, 0, 1)          # (B, CKK, oH*ow_cols)
         out = np.matmul(k2, cols_b)                                       # (B, outC, oH*ow_cols)
         value = out.reshape(batch, out_c, lay.oh, lay.ow_cols)[..., :lay.ow]
-        held = cols
 
     def backward(g):
         g_wide = _scratch.take((out_c, lay.oh, lay.ow_cols, batch), np.result_type(g, dtype))
@@ -340,5 +333,5 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
             if shared and whole:
                 _scratch.give(g_cols)
         _scratch.give(g_wide)
-    _scratch.give_when_gone(backward, held)   # the only holder of flat (shared kernel) or cols
+    _scratch.give_when_gone(backward, held)   # the only holder of cols (whole) or flat (chunks)
     return result(value, (kernel, x), backward)
