@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from hypothesis import HealthCheck, given, note, reject, seed, settings, target
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-from reference.checks import Mismatch, raised_in
+from reference.checks import Mismatch, pygrad_raiser, raised_in
 from reference.findings import explains, signature_of
 from reference.oracles.oracle import InvalidExample
 from reference.programs import mermaid, printer
@@ -101,26 +101,10 @@ def attempt(case, test: str = "") -> tuple:
 
 
 def raised_by_pygrad(case, exc: BaseException) -> Mismatch | None:
-    """An `error` finding when pygrad's code raised `exc` (the deepest frame of pygrad or of
-    this suite in its traceback is pygrad's) where no check expected it; None when the suite
-    itself raised (an internal error)."""
-    import os
-    import sys
-    pygrad = sys.modules.get("pygrad")
-    if pygrad is None or not getattr(pygrad, "__file__", None):
-        return None
-    homes = {"pygrad": os.path.dirname(os.path.abspath(pygrad.__file__)),
-             "reference": os.path.dirname(os.path.abspath(__file__))}
-    owner, function = None, ""
-    tb = exc.__traceback__
-    while tb is not None:
-        path = os.path.abspath(tb.tb_frame.f_code.co_filename)
-        for name, home in homes.items():
-            if path.startswith(home + os.sep):
-                owner = name
-                function = getattr(tb.tb_frame.f_code, "co_qualname", tb.tb_frame.f_code.co_name)
-        tb = tb.tb_next
-    if owner != "pygrad":
+    """An `error` finding when pygrad's code raised `exc` where no check expected it
+    (`checks.pygrad_raiser`); None when the suite itself raised (an internal error)."""
+    function = pygrad_raiser(exc)
+    if function is None:
         return None
     definitions, body = case.script()
     return Mismatch("error", case.row, f"pygrad raised {type(exc).__name__}: {exc} (in {function})",

@@ -65,6 +65,29 @@ def raised_in(what: str, exc: BaseException) -> str:
     return f"{type(exc).__name__} in {what}"
 
 
+def pygrad_raiser(exc: BaseException) -> str | None:
+    """The function of pygrad that raised `exc` (its qualified name), when pygrad raised it:
+    the deepest frame of pygrad's or this suite's code in the traceback is pygrad's. None when
+    the suite's own code raised it (or pygrad is not imported)."""
+    import os
+    import sys
+    pygrad = sys.modules.get("pygrad")
+    if pygrad is None or not getattr(pygrad, "__file__", None):
+        return None
+    homes = {"pygrad": os.path.dirname(os.path.abspath(pygrad.__file__)),
+             "reference": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    owner, function = None, ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = os.path.abspath(code.co_filename)
+        for name, home in homes.items():
+            if path.startswith(home + os.sep):
+                owner, function = name, getattr(code, "co_qualname", code.co_name)
+        tb = tb.tb_next
+    return function if owner == "pygrad" else None
+
+
 class Parts:
     """The parts of one check. `with parts.part():` runs one; a Mismatch raised inside ends
     that part only and is kept; `settle(result)` raises the first kept (the others in its

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.checks import InvalidExample, Mismatch, Outcome, Parts, raised_in
+from reference.checks import InvalidExample, Mismatch, Outcome, Parts, pygrad_raiser, raised_in
 from reference.checks.programs import check_program
 from reference.oracles.oracle import Oracle
 from reference.programs import mermaid, printer
@@ -115,15 +115,17 @@ class Run:
 
     def pygrad(self, fn, where: str, blame=None):
         """Run pygrad code `fn()`; an exception is an `error` finding (its `what`: the
-        exception type and the step, or the op that raised, by `blame()`), raised: it ends
-        the part it is in."""
+        exception type and the op that raised, by `blame()`, else pygrad's function that
+        raised -- a layer's constructor, an optimizer's step -- else the step), raised: it
+        ends the part it is in."""
         try:
             return fn()
         except Mismatch:
             raise
         except Exception as exc:  # noqa: BLE001 - pygrad raised: a finding
-            raise self.blamed("error", f"pygrad raised {type(exc).__name__}: {exc} ({where})", where, (),
-                              blame, raised_in(re.sub(r"\d+", "k", where), exc)) from exc
+            raiser = pygrad_raiser(exc)       # what: the function of pygrad that raised, else the step
+            raise self.blamed("error", f"pygrad raised {type(exc).__name__}: {exc} ({where})", where, (), blame,
+                              raised_in(f"pygrad's {raiser}" if raiser else re.sub(r"\d+", "k", where), exc)) from exc
 
     def expect_close(self, check: str, what: str, expr: str, got, want, tols, blame=None) -> None:
         """`got` against the oracle's `want` under the suite's rule; `tols()` yields the
