@@ -83,7 +83,7 @@ def pygrad_raiser(exc: BaseException) -> str | None:
         path = os.path.abspath(code.co_filename)
         for name, home in homes.items():
             if path.startswith(home + os.sep):
-                owner, function = name, getattr(code, "co_qualname", code.co_name)
+                owner, function = name, getattr(code, "co_qualname", code.co_name).split(".<locals>")[0]
         tb = tb.tb_next
     return function if owner == "pygrad" else None
 
