@@ -127,12 +127,15 @@ def _layer_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- optimizers
-def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
+def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", zero_steps=(), **kw) -> TrainCase:
+    """Training `TRAINED` with optimizer `name`; `zero_steps`: steps whose inputs are all 0."""
     spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
-    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
+    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, zero_steps, repr(kw))
     batches = []
     for k in range(steps):
         x, t = make_batch(spec, chunks * size, seed + k)
+        if k in zero_steps:
+            x = np.zeros_like(x)
         batches.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(chunks)))
     return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
 
@@ -142,7 +145,10 @@ def _optimizer_cases(spec) -> list:
     return [train_run(spec.name, plain), train_run(spec.name, visible, steps=5),
             train_run(spec.name, plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
             train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
-            train_run(spec.name, visible, dtype="float32")]
+            train_run(spec.name, visible, dtype="float32"),
+            train_run(spec.name, visible, steps=2, chunks=3, divisor=2),
+            train_run(spec.name, visible, steps=4, zero_steps=(1, 2)),
+            train_run(spec.name, visible, steps=4, unused=True, extra_steps=(0, 2))]
 
 
 # ---------------------------------------------------------------------------- engine
