@@ -52,7 +52,8 @@ def _batches(spec, sizes, seed, zeros):
 def module_cases(draw, step: bool = False):
     """Calls of a random Module: 1-3 calls of batch size 1-4 (it changes between calls), each
     maybe after `model_reset()`; with `step`, two calls with an optimizer step between, and
-    model_reset() before the second or not. Values last: weights from a seed, batches from
+    model_reset() before the second or not; now and then a state_dict / load_state_dict round
+    trip and a call after it. Values last: weights from a seed, batches from
     `make_batch` (zero rows now and then: exact zeros at a ReLU after a bias-free Linear)."""
     spec = draw(module_specs(), label="spec")
     n_calls = 2 if step else draw(st.integers(1, 3))
@@ -63,10 +64,11 @@ def module_cases(draw, step: bool = False):
         name = draw(st.sampled_from(sorted(OPTIMIZERS)))
         optimizer = (name, draw(OPTIMIZERS[name].strategy()))
     zeros = draw(st.sampled_from([0.0, 0.3]))
+    state = draw(st.booleans())
     seed = draw(st.integers(0, 2 ** 16))
     batches = _batches(spec, sizes, seed, zeros)
-    noise = oracle_seed(spec, seed, resets, optimizer, *[a for b in batches for a in b])
-    return ModuleCase(ModuleCalls(spec, seed, batches, resets, noise, optimizer))
+    noise = oracle_seed(spec, seed, resets, optimizer, state, *[a for b in batches for a in b])
+    return ModuleCase(ModuleCalls(spec, seed, batches, resets, noise, optimizer, state))
 
 
 @st.composite
