@@ -19,6 +19,11 @@ MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_r
                      "optimizer step between calls", "float32", "exact zero at a ReLU kink", "state_dict round trip")
 """Conditions of the `module` row: how users call a Module."""
 
+MODULE_SURFACE = ("Module", "Module.__call__", "Module.model_reset", "Module.__deepcopy__", "Module.named_weights",
+                  "Module.state_dict", "Module.load_state_dict", "Tensor.__deepcopy__")
+"""What the Module row's checks call (`checks.module_calls`; `registry.surface`): the batched
+copy is a deepcopy, the state round trip names weights by attribute path."""
+
 
 @dataclass(frozen=True)
 class ModuleSample:

@@ -124,3 +124,9 @@ _LIST = [
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}
 """Optimizer class name -> spec (report row `optim:<name>`)."""
+
+TRAINING_CALLS = ("zero_grad", "step", "step_single")
+"""The methods of its optimizer that each row's training check calls (`checks.training`)."""
+TRAINING_SURFACE = ("Tensor.uid", "Tensor.weights")
+"""What an optimizer's step reads of the Tensors: the identity it matches parameters by, and
+the loss's stored weights (`registry.surface`)."""

@@ -74,5 +74,14 @@ TENSOR_SAMPLES = (
 """The row's coverage samples, the plain one first."""
 
 
+TENSOR_SURFACE = ("array", "Tensor", "Tensor.shape", "Tensor.dtype", "Tensor.ndim", "Tensor.size", "Tensor.__len__",
+                  "Tensor.numpy", "Tensor.item", "Tensor.detach", "Tensor.create_graph", "Tensor.backward",
+                  "Tensor.topo", "Tensor.topo=", "Tensor.weights", "Tensor.weights=", "Tensor.value", "Tensor.grad")
+"""What every example of the row calls (`checks.tensor_api`; `registry.surface`)."""
+MODE_SURFACE = {"new_value": "Tensor.new_value", "assign": "Tensor.value=", "reset": "Tensor.reset_grad",
+                "set_grad": "Tensor.grad="}
+"""What a mode calls besides: a sample reaches it when one of its inputs has that mode."""
+
+
 def tensor_conditions(use: TensorUse) -> set:
     return {c.name for c in TENSOR_CONDITIONS if c.reached(use)}
