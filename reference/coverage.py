@@ -149,8 +149,7 @@ def _optimizer_cases(spec) -> list:
             train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
             train_run(spec.name, visible, dtype="float32"),
             train_run(spec.name, visible, steps=2, chunks=3, divisor=2),
-            train_run(spec.name, visible, steps=4, zero_steps=(1, 2)),
-            train_run(spec.name, visible, steps=4, unused=True, extra_steps=(0, 2))]
+            train_run(spec.name, visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2))]
 
 
 # ---------------------------------------------------------------------------- engine
