@@ -170,3 +170,17 @@ def test_load_state_dict_that_keeps_the_batched_copy_is_caught(monkeypatch):
     monkeypatch.setattr(module.Module, "load_state_dict", load)
     found = _findings("module", "state_dict round trip")
     assert found and all("state_dict round trip" in m.conditions for m in found)
+
+
+def test_random_programs_use_the_user_ops_like_built_in_ones():
+    from hypothesis import HealthCheck, Phase, find, settings
+    from reference.generators.programs import allowed_ops, programs
+    assert {"fn_muladd", "fn_softplus"} <= set(allowed_ops())
+    quiet = settings(max_examples=500, derandomize=True, database=None, phases=[Phase.generate],
+                     suppress_health_check=list(HealthCheck))
+
+    def tensor_after_a_constant(case):     # a node (not an input) after the constant
+        return any(n.op == "fn_muladd" and n.args.get("at") in (0, 1) and not case.program.is_input(n.operands[1])
+                   for n in case.program.body_nodes())
+    case = find(programs(ops=["fn_muladd"], min_ops=2, max_ops=3), tensor_after_a_constant, settings=quiet)
+    case.run()

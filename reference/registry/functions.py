@@ -191,6 +191,8 @@ class ConstantAt(Broadcast):
         return []      # what a user's forward raises on bad operands is the user's own business
 
     def _args(self, shape, fd, dtype):
+        """The constant (broadcast with `shape`, the operands' output), its position and
+        keyword parameters."""
         @st.composite
         def draw_args(draw):
             cshape = None
@@ -209,7 +211,7 @@ class ConstantAt(Broadcast):
         @st.composite
         def draw_plan(draw):
             p = draw(super(ConstantAt, self).plan(spec, shape, sign, fd, dtype))
-            p.args = draw(self._args(shape, fd, dtype))
+            p.args = draw(self._args(np.broadcast_shapes(shape, *p.others), fd, dtype))
             return p
         return draw_plan()
 
@@ -217,7 +219,7 @@ class ConstantAt(Broadcast):
         @st.composite
         def draw_operands(draw):
             shapes, _ = draw(super(ConstantAt, self).operands(spec, fd, dtype))
-            return shapes, draw(self._args(tuple(shapes[0]), fd, dtype))
+            return shapes, draw(self._args(np.broadcast_shapes(*shapes), fd, dtype))
         return draw_operands()
 
 
