@@ -72,7 +72,8 @@ class TrainRun:
         return TrainUse(dict(self.hyper), len(self.steps), n_weights + self.unused, any(len(c) > 1 for c in self.steps),
                         self.order is not None and list(self.order) != sorted(self.order), self.target_leaf,
                         self.reset, self.unused, self.spec.dtype,
-                        count_differs=any(len(c) > 1 and self.batch_size(k) != len(c) for k, c in enumerate(self.steps)),
+                        count_differs=any(len(c) > 1 and self.batch_size(k) != len(c)
+                                          for k, c in enumerate(self.steps)),
                         zero_gradient=bool(zero_gradient_steps(self)),
                         absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps))
 
