@@ -98,9 +98,12 @@ class _Check:
         except Mismatch:
             raise
         except Exception as exc:  # noqa: BLE001 - pygrad raised: a finding
-            body = self.lines[:upto] if upto is not None else list(self.lines)
-            raise Mismatch("error", TENSOR_ROW, f"pygrad raised {type(exc).__name__}: {exc} ({where})", where,
-                           printer.regression_test("error", "tensor", body), self.conds) from exc
+            raise self.raised(exc, where, upto) from exc
+
+    def raised(self, exc: BaseException, where: str, upto: int | None = None) -> Mismatch:
+        body = self.lines[:upto] if upto is not None else list(self.lines)
+        return Mismatch("error", TENSOR_ROW, f"pygrad raised {type(exc).__name__}: {exc} ({where})", where,
+                        printer.regression_test("error", "tensor", body), self.conds)
 
 
 def _made_with_array(chk: _Check) -> dict:
@@ -226,10 +229,10 @@ def check_tensor_api(prog: Program, values, seed: int, modes: tuple) -> Outcome:
     second = Oracle(prog, changed, seed + 1)
     try:
         env2 = run_pygrad(prog, changed, dict(inputs))
-        check_values(prog, changed, second, env2, out)
         backward_pygrad(env2, prog.root, reset_grad=False)
-    except PygradRaised as e:
-        raise_error(prog, changed, second, e, 1)
+    except PygradRaised as e:     # on changed tensors: the reproducer is the whole example
+        raise chk.raised(e.exc, f"the second pass, at {e.where}") from e
+    check_values(prog, changed, second, env2, out)
     for name, mode in learnable_modes(prog, modes).items():
         want = held[name].astype(np.float64) + second.grads(0)[name]     # what it held, plus the new pass
         dt = prog.input(name).dtype
