@@ -22,6 +22,9 @@ from reference.checks.engine import (check_backward_twice, check_deep_graph, che
 from reference.checks.layer_alone import DropoutRun, check_dropout, dropout_script
 from reference.checks.module_calls import ModuleCalls, calls_script, check_module_calls
 from reference.checks.programs import check_program
+from reference.checks.tensor_api import check_tensor_api
+from reference.checks.tensor_api import conditions as tensor_api_conditions
+from reference.checks.tensor_api import script as tensor_api_script
 from reference.checks.training import TrainRun, check_training, train_script
 from reference.programs import printer
 from reference.programs.conditions import program_conditions
@@ -29,6 +32,7 @@ from reference.programs.graph import Program
 from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
+from reference.registry.tensor_row import TENSOR_ROW
 
 ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
                  "stop": "learnable=False node"}
@@ -38,7 +42,9 @@ ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "struc
 class ProgramCase:
     """A program and its input values. `check`: "torch" (values and gradients vs torch,
     with `passes` backward passes, and vs finite differences when `fd`), "twice",
-    "structure" or "stop" (node `stop` marked learnable=False)."""
+    "structure", "stop" (node `stop` marked learnable=False) or "helpers" (Tensor's own
+    methods, the learnable inputs changed between two passes as `helpers` says:
+    `checks.tensor_api`)."""
 
     program: Program
     values: dict = field(hash=False)
@@ -48,6 +54,7 @@ class ProgramCase:
     passes: int = 1
     stop: str | None = None
     require_fd: bool = False       # an example where finite differences cannot run is invalid
+    helpers: tuple = ()            # "helpers": each learnable input's mode (registry.tensor_row.MODES)
 
     def run(self) -> Outcome:
         p, v = self.program, self.values
@@ -57,6 +64,8 @@ class ProgramCase:
             return check_structure(p, v)
         if self.check == "stop":
             return check_stop(p, v, self.seed, self.stop)
+        if self.check == "helpers":
+            return check_tensor_api(p, v, self.seed, self.helpers)
         return check_program(p, v, self.seed, fd=self.fd, passes=self.passes)
 
     def conditions(self) -> dict:
@@ -64,18 +73,25 @@ class ProgramCase:
         extra = "passes" if self.passes > 1 else self.check
         if extra in ENGINE_CHECKS:
             out[ENGINE_ROW].add(ENGINE_CHECKS[extra])
+        if self.check == "helpers":
+            out[TENSOR_ROW] = tensor_api_conditions(self.program, self.helpers)
         return out
 
     def rows(self) -> set:
-        return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW}
+        return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW} | (
+            {TENSOR_ROW} if self.check == "helpers" else set())
 
     @property
     def row(self) -> str:
         """The row a finding of this case is blamed on when no node is."""
+        if self.check == "helpers":
+            return TENSOR_ROW
         ops = set(self.program.ops())
         return spec_of(ops.pop()).row if len(ops) == 1 and self.check == "torch" else ENGINE_ROW
 
     def script(self) -> tuple:
+        if self.check == "helpers":
+            return "", tensor_api_script(self.program, self.values, self.helpers)
         body = printer.program_code(self.program, self.values, backward=False).splitlines()
         root = self.program.root
         calls = {"twice": ["backward()", "backward()"], "structure": ["create_graph()"]}.get(

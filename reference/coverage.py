@@ -21,6 +21,7 @@ from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
 from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES
 from reference.value_strategies import simplex_rows
 
 
@@ -96,17 +97,18 @@ def _op_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- Modules
-def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
+def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="",
+                state=False) -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
     batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
     resets = tuple(resets or [True] * len(sizes))
-    return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer))
+    return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer, state))
 
 
 def _module_cases() -> list:
     """The Module row's samples (`registry.module_row`), then every other end a Module may have."""
-    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
-           for s in MODULE_SAMPLES]
+    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros,
+                       state=s.state) for s in MODULE_SAMPLES]
     base = LOSS_BASE
     acts = shapes(ModuleSpec(base.input, base.layers, base.loss))
     for loss in MODULE_LOSSES:
@@ -127,12 +129,15 @@ def _layer_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- optimizers
-def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
+def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", zero_steps=(), **kw) -> TrainCase:
+    """Training `TRAINED` with optimizer `name`; `zero_steps`: steps whose inputs are all 0."""
     spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
-    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
+    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, zero_steps, repr(kw))
     batches = []
     for k in range(steps):
         x, t = make_batch(spec, chunks * size, seed + k)
+        if k in zero_steps:
+            x = np.zeros_like(x)
         batches.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(chunks)))
     return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
 
@@ -142,26 +147,43 @@ def _optimizer_cases(spec) -> list:
     return [train_run(spec.name, plain), train_run(spec.name, visible, steps=5),
             train_run(spec.name, plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
             train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
-            train_run(spec.name, visible, dtype="float32")]
+            train_run(spec.name, visible, dtype="float32"),
+            train_run(spec.name, visible, steps=2, chunks=3, divisor=2),
+            train_run(spec.name, visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2))]
 
 
 # ---------------------------------------------------------------------------- engine
 def _program(nodes, inputs, seed) -> tuple:
     prog, cots = with_loss(inputs, nodes)
     rng = np.random.default_rng(seed)
-    values = {i.name: rng.uniform(0.5, 1.5, i.shape) * rng.choice([-1.0, 1.0], i.shape) for i in prog.inputs}
+    values = {i.name: np.asarray(rng.uniform(0.5, 1.5, i.shape) * rng.choice([-1.0, 1.0], i.shape), dtype=i.dtype)
+              for i in prog.inputs}
     return prog, values
+
+
+def _graph(name: str, dtype: str = "float64") -> tuple:
+    """(nodes, inputs) of the engine row's graph `name`."""
+    inputs = [Input(n, shape, dtype, role) for n, shape, role in ENGINE_INPUTS]
+    return [Node(n, op, operands, dict(args)) for n, op, operands, args in GRAPHS[name]], inputs
 
 
 def _engine_cases() -> list:
     """The engine row's samples (`registry.engine_row`), then the deep graph."""
-    inputs = [Input(name, shape, role=role) for name, shape, role in ENGINE_INPUTS]
     out = []
     for s in ENGINE_SAMPLES:
-        nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
-        prog, values = _program(nodes, inputs, s.values_seed)
+        prog, values = _program(*_graph(s.graph), s.values_seed)
         out.append(ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop))
     return out + [DeepGraphCase(DEEP_STEPS)]
+
+
+def _tensor_cases() -> list:
+    """The tensor row's samples (`registry.tensor_row`): engine graphs, inputs changed
+    between two passes."""
+    out = []
+    for s in TENSOR_SAMPLES:
+        prog, values = _program(*_graph(s.graph, s.dtype), s.values_seed)
+        out.append(ProgramCase(prog, values, s.seed, check="helpers", helpers=s.modes))
+    return out
 
 
 # ---------------------------------------------------------------------------- per row
@@ -180,6 +202,8 @@ def row_cases(row: str) -> list:
         return _module_cases()
     if row == ENGINE_ROW:
         return _engine_cases()
+    if row == TENSOR_ROW:
+        return _tensor_cases()
     raise KeyError(f"no coverage samples for row {row!r}")
 
 

@@ -5,7 +5,11 @@ copy's and the input's gradients (grad) against PyTorch running the Module's for
 program of registry ops (`nets.module_program`, the same oracle and tolerance rule as the
 op checks); the original weights' values, gradients and shapes untouched, the copy holding
 the current weights (after `model_reset`, and after an optimizer `step` without reset, which
-must sync it), each sample alone giving its row of the batched output (invariant).
+must sync it), each sample alone giving its row of the batched output (invariant). With
+`state`, a round trip ends the calls: `state_dict()` holds every weight by its attribute
+path, as plain arrays equal to the weights; a new state saved with `np.savez` and read back
+with `np.load` goes in with `load_state_dict`, which must set every weight (in its dtype),
+zero its gradient and drop the batched copy; a call then runs on the loaded weights.
 
 A finding is blamed from the program and the registry: a wrong value or gradient is first
 replayed as the program in pygrad (`check_program`), which names every distinct wrong op; if
@@ -225,7 +229,8 @@ def _tensor(a, dtype):
 class ModuleCalls:
     """Successive calls of `build(spec, seed)`: call k runs `batches[k]` ((x, target)),
     preceded by `model_reset()` when `resets[k]`. With `optimizer` ((name, hyper)), it steps
-    after every call but the last. `noise` seeds the oracle's perturbations."""
+    after every call but the last. `noise` seeds the oracle's perturbations. `state`: a
+    state_dict / load_state_dict round trip, then a call on the first batch, ends them."""
 
     spec: ModuleSpec
     seed: int
@@ -233,6 +238,7 @@ class ModuleCalls:
     resets: tuple
     noise: int
     optimizer: tuple | None = None
+    state: bool = False
 
     def conditions(self) -> set:
         sizes = [len(x) for x, _ in self.batches]
@@ -241,6 +247,7 @@ class ModuleCalls:
         out |= {"call without model_reset"} if not all(self.resets) else set()
         out |= {"optimizer step between calls"} if self.optimizer and len(self.batches) > 1 else set()
         out |= {"float32"} if self.spec.dtype == "float32" else set()
+        out |= {"state_dict round trip"} if self.state else set()
         layers = self.spec.layers
         if len(layers) >= 2 and layers[0].spec.keeps_zero_rows(layers[0]) and layers[1].spec.kink_at_zero and any(
                 x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in self.batches):
@@ -258,7 +265,21 @@ def calls_script(case: ModuleCalls) -> Script:
         s.call(x, target, case.resets[k])
         if case.optimizer is not None and k + 1 < len(case.batches):
             s.add(f"optim.step({s.loss})")
+    if case.state:
+        _state_lines(s)
+        s.call(*case.batches[0], reset=False)
     return s
+
+
+def _state_lines(s: Script) -> None:
+    s.add("sd = model.state_dict()")
+    s.add('buf = __import__("io").BytesIO()')
+    s.add(f"np.savez(buf, **{{k: v * {STATE_SCALE!r} + {STATE_SHIFT!r} for k, v in sd.items()}})")
+    s.add("buf.seek(0)")
+    s.add("model.load_state_dict(np.load(buf))")
+
+
+STATE_SCALE, STATE_SHIFT = 0.5, 0.25    # the loaded state: each weight halved and shifted
 
 
 def check_module_calls(case: ModuleCalls) -> Outcome:
@@ -295,6 +316,43 @@ def _calls(run: Run, case: ModuleCalls) -> None:
             run.pygrad(lambda: optim.step(got.loss), "optim.step")
             if not case.resets[k + 1]:
                 check_synced(run, model, weights, "after optim.step without model_reset", conds)
+    if case.state:
+        check_state_round_trip(run, case, model, weights, conds)
+
+
+def check_state_round_trip(run: Run, case: ModuleCalls, model, weights, conds) -> None:
+    """See the module docstring: state_dict, np.savez / np.load, load_state_dict, a call."""
+    import io
+    spec, s = case.spec, run.s
+    _state_lines(s)
+    sd = run.pygrad(model.state_dict, "model.state_dict()")
+    want = {w.name: weight(model, w.name).value for w in weights}
+    run.require(isinstance(sd, dict) and set(sd) == set(want) and all(
+        type(sd[n]) is np.ndarray and sd[n].dtype == want[n].dtype and np.array_equal(sd[n], want[n]) for n in want),
+        f"model.state_dict() has keys {sorted(sd) if isinstance(sd, dict) else type(sd).__name__}, expected the "
+        f"weights' attribute paths {sorted(want)} with arrays equal to their values", "model.state_dict()",
+        f"assert sorted(sd) == {sorted(want)!r}", conditions=conds)
+    new = {n: v * STATE_SCALE + STATE_SHIFT for n, v in sd.items()}
+    buf = io.BytesIO()
+    np.savez(buf, **new)
+    buf.seek(0)
+    run.pygrad(lambda: model.load_state_dict(np.load(buf)), "model.load_state_dict(np.load(buf))")
+    for w in weights:
+        t = weight(model, w.name)
+        run.require(t.value.dtype == np.dtype(spec.dtype) and np.array_equal(t.value, new[w.name].astype(spec.dtype))
+                    and not np.any(t.grad), f"after load_state_dict, {w.name} does not hold the loaded array in "
+                    f"{spec.dtype} with a zero gradient", w.name, f"assert np.array_equal(model.{w.name}.value, "
+                    f"sd[{w.name!r}] * {STATE_SCALE!r} + {STATE_SHIFT!r}) and not np.any(model.{w.name}.grad)",
+                    conditions=conds)
+    run.require(model.copy is None, "load_state_dict did not drop the batched copy (the next call must use the "
+                "loaded weights)", "model.copy", "assert model.copy is None", conditions=conds)
+    x, target = case.batches[0]
+    before = state(model, weights)
+    s.call(x, target, reset=False)
+    blame = blamer(spec, model, weights, {n: v for n, (v, _) in before.items()}, x, target, case.noise + 99, (len(x),))
+    got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, False), "the call after load_state_dict",
+                     blame)
+    _check_call(run, model, weights, before, x, target, got, case.noise + 99, blame, conds)
 
 
 def check_synced(run: Run, model, weights, when: str, conds=()) -> None:

@@ -16,6 +16,16 @@ ENGINE_CONDITIONS = ("fan-out", "several sinks", "chain of ops", "weights and in
                      "backward twice", "create_graph order", "learnable=False node", "deep graph (10 000 ops)")
 """Conditions of the `engine` row: graph shapes and backward schedules."""
 
+ENGINE_SURFACE = {
+    "torch": ("Tensor", "Tensor.backward", "Tensor.value", "Tensor.grad"),
+    "passes": ("Tensor.backward", "Tensor.grad"),
+    "twice": ("Tensor.backward", "Tensor.grad"),
+    "structure": ("Tensor.create_graph", "Tensor.leaf"),
+    "stop": ("Tensor.learnable", "Tensor.topo"),
+    "deep graph": ("Tensor", "Tensor.backward", "Tensor.topo"),
+}
+"""What the engine's checks call, per check kind of its samples (`registry.surface`)."""
+
 ENGINE_INPUTS = (("x0", (2, 3), "weight"), ("x1", (3,), "input"), ("c", (2, 3), "constant"))
 """(name, shape, role) of the graphs' inputs."""
 

@@ -16,8 +16,13 @@ from reference.registry.layers import Layer
 MODULE_ROW = "module"
 
 MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_reset",
-                     "optimizer step between calls", "float32", "exact zero at a ReLU kink")
+                     "optimizer step between calls", "float32", "exact zero at a ReLU kink", "state_dict round trip")
 """Conditions of the `module` row: how users call a Module."""
+
+MODULE_SURFACE = ("Module", "Module.__call__", "Module.model_reset", "Module.__deepcopy__", "Module.named_weights",
+                  "Module.state_dict", "Module.load_state_dict", "Tensor.__deepcopy__")
+"""What the Module row's checks call (`checks.module_calls`; `registry.surface`): the batched
+copy is a deepcopy, the state round trip names weights by attribute path."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ModuleSample:
     resets: tuple | None = None       # None: model_reset() before every call
     optimizer: tuple | None = None    # (name, hyper-parameters): a step after every call but the last
     zeros: float = 0.0                # see `nets.make_batch`
+    state: bool = False               # a state_dict / load_state_dict round trip, then a call
 
 
 MLP = (Layer.make("linear", out=3, bias=True), Layer.make("relu"), Layer.make("linear", out=2, bias=True))
@@ -44,6 +50,7 @@ MODULE_SAMPLES = (
     ModuleSample((2, 3), MLP, "sse", "float32"),
     # zero rows through a bias-free Linear: exact zeros at the ReLU's kink
     ModuleSample((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse", sizes=(3,), zeros=0.4),
+    ModuleSample((2, 3), MLP, "sse", "float32", sizes=(2, 3), resets=(True, False), state=True),
 )
 PLAIN = MODULE_SAMPLES[0]
 LOSS_BASE = ModuleSample((3, 3), MLP, PLAIN.loss)

@@ -30,8 +30,11 @@ class TrainUse:
     shuffled: bool        # parameters not in graph order
     target_leaf: bool
     reset: bool           # model_reset() before every call
-    unused: bool          # a parameter outside the loss's graph
+    unused: bool          # a parameter outside the Module (in the loss's graph at some steps, or never)
     dtype: str
+    count_differs: bool = False       # step_single's batch_size differs from its number of calls
+    zero_gradient: bool = False       # some weight's gradient is exactly 0 at a step after the first
+    absent_some_steps: bool = False   # a parameter in the loss's graph at some steps, absent at others
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,13 @@ COMMON = (
     Condition("no model_reset", lambda u: not u.reset),
     Condition("a parameter outside the graph", lambda u: u.unused),
     Condition("float32", lambda u: u.dtype == "float32"),
+    # TODO(pairs): makers on the optimizer rows' draft (the arguments of coverage.train_run):
+    # count_differs: a chunked step with divisor != chunks (e.g. chunks=3, divisor=2);
+    # zero_gradient: zero_steps=(1,) with steps >= 3; absent_some_steps: unused=True,
+    # extra_steps=(0, 2) with steps >= 3.
+    Condition("step_single batch_size != calls", lambda u: u.count_differs),
+    Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient),
+    Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps),
 )
 
 
@@ -114,3 +124,9 @@ _LIST = [
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}
 """Optimizer class name -> spec (report row `optim:<name>`)."""
+
+TRAINING_CALLS = ("zero_grad", "step", "step_single")
+"""The methods of its optimizer that each row's training check calls (`checks.training`)."""
+TRAINING_SURFACE = ("Tensor.uid", "Tensor.weights")
+"""What an optimizer's step reads of the Tensors: the identity it matches parameters by, and
+the loss's stored weights (`registry.surface`)."""
