@@ -3,6 +3,8 @@ check of one example runs and reports each distinct failure, and pygrad raising 
 check is a finding (never a crash of the suite). Also the Markdown summary's Mermaid graph
 and the table's bound marking. Each test breaks pygrad by monkeypatching, as
 tests/test_suite_checks.py does."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,12 +13,12 @@ from reference import harness
 from reference.cases import DeepGraphCase, DropoutCase, ProgramCase
 from reference.checks import Mismatch, Outcome
 from reference.checks.layer_alone import DropoutRun
-from reference.coverage import module_case, train_run
+from reference.coverage import module_case, row_cases, train_run
 from reference.gate import render, report
 from reference.programs import mermaid
 from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.nets import ModuleSpec
-from reference.registry import Layer
+from reference.registry import OPTIMIZERS, Layer
 from reference.runstate import session
 from reference.runstate.streams import Stream
 from reference.tolerances import judge
@@ -156,6 +158,119 @@ def test_a_program_reports_a_wrong_value_and_an_unrelated_wrong_rule():
         mp.undo()
     assert [(m.row, m.check) for m in e.value.all()] == [("exp", "value"), ("tanh", "grad")]
     assert e.value.all()[1].where.startswith("v2 = v1.tanh()")
+
+
+# ---------------------------------------------------------------------------- the surface's rows
+VISIBLE = {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 1e-8}
+optims = sys.modules["pygrad.optims"]
+
+
+def _optimizers_skip_zero_gradients(monkeypatch):
+    """The zero-gradient edge broken: an all-zero gradient leaves a parameter and its state
+    alone (torch decays the moments and counts the step)."""
+    original = optims.Optimizer._apply
+    monkeypatch.setattr(optims.Optimizer, "_apply",
+                        lambda self, i, grad, twins: original(self, i, grad, twins) if np.any(grad) else None)
+
+
+def _optimizers_update_absent_parameters(monkeypatch):
+    """The absent-parameter edge broken: a parameter outside the step's graph is updated as
+    if its gradient were 0."""
+    original = optims.Optimizer._gradients
+
+    def gradients(self, loss, op, need_grad=True):
+        found = original(self, loss, op, need_grad)
+        if op == "step":
+            for i, p in enumerate(self.model_parameters):
+                found.setdefault(i, (np.zeros_like(p.value), []))
+        return found
+    monkeypatch.setattr(optims.Optimizer, "_gradients", gradients)
+
+
+def test_a_broken_tensor_helper_and_a_broken_optimizer_edge_are_both_reported(gate, monkeypatch):
+    """One pygrad, four bugs: two Tensor helpers, an op's rule and the optimizers' zero-gradient
+    edge. The tensor row's example reports both helpers (and no consequence: its second pass
+    adds to the gradient new_value left); the training example reports the wrong rule and,
+    behind it, the edge; one gate run records all four."""
+    monkeypatch.setattr(Tensor, "new_value", lambda self, x: setattr(self, "value", x))     # keeps the gradient
+    monkeypatch.setattr(Tensor, "item", lambda self: self.value.reshape(-1)[0])              # a NumPy scalar
+    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    _optimizers_skip_zero_gradients(monkeypatch)
+    helpers = next(c for c in row_cases("tensor") if "new_value, then a pass" in c.conditions()["tensor"])
+    with pytest.raises(Mismatch) as e:
+        helpers.run()
+    assert {(m.row, m.check, m.what, frozenset(m.conditions)) for m in e.value.all()} == {
+        ("tensor", "invariant", "item() is a Python float", frozenset()),
+        ("tensor", "invariant", "the gradient after new_value(v)", frozenset({"new_value, then a pass"}))}
+    training = train_run("Adam", VISIBLE, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2))
+    with pytest.raises(Mismatch) as e:
+        training.run()
+    found = {(m.row, m.check, m.what) for m in e.value.all()}
+    assert found == {("matmul", "grad", "matmul"), ("optim:Adam", "invariant", "the update follows torch.optim")}
+    update = next(m for m in e.value.all() if m.row == "optim:Adam")
+    assert "a weight's gradient exactly 0 at a step" in update.conditions and "step 1" in update.message
+    _coverage([helpers], "cov[tensor]")
+    _coverage([training], "cov[optim:Adam]")
+    assert {(f["row"], f["what"]) for f in _findings(gate)} == {
+        ("tensor", "item() is a Python float"), ("tensor", "the gradient after new_value(v)"),
+        ("matmul", "matmul"), ("optim:Adam", "the update follows torch.optim")}
+
+
+def test_a_parameter_absent_from_a_step_is_replayed_absent_once_the_trajectory_has_left(monkeypatch):
+    """Behind a wrong gradient the updates are judged alone: a parameter absent from a step's
+    graph is skipped there by torch.optim too (fed a zero gradient, Adam's moments would move
+    it at the next step it is in), so a wrong gradient alone stays one finding."""
+    case = train_run("Adam", VISIBLE, steps=4, unused=True, extra_steps=(0, 2))
+    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    with pytest.raises(Mismatch) as e:
+        case.run()
+    assert {(m.row, m.check) for m in e.value.all()} == {("matmul", "grad")}
+
+
+@pytest.mark.parametrize("name", ["RMSProp", "Adam"])
+def test_a_parameter_absent_from_a_step_updated_anyway_is_seen_behind_a_wrong_gradient(monkeypatch, name):
+    """Adam moves it at once (the parameter outside the graph must stay); RMSProp's update is 0
+    there but its state decayed, which the next step it is in shows (its update alone)."""
+    case = train_run(name, OPTIMIZERS[name].samples[-1], steps=4, unused=True, extra_steps=(0, 2))
+    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    _optimizers_update_absent_parameters(monkeypatch)
+    with pytest.raises(Mismatch) as e:
+        case.run()
+    found = e.value.all()
+    assert ("matmul", "grad") in {(m.row, m.check) for m in found}
+    extra = [m for m in found if m.row == f"optim:{name}"]
+    assert len(extra) == 1 and extra[0].where in {"extra", "extra after step 2"}
+    assert extra[0].what == {"RMSProp": "the update follows torch.optim",
+                             "Adam": "a parameter outside the graph stays"}[name]
+
+
+def test_pygrad_raising_in_a_tensor_method_is_an_error_finding_and_the_other_parts_still_run(monkeypatch):
+    monkeypatch.setattr(Tensor, "detach", lambda self: self.reshape(self.size + 1))      # pygrad refuses the shape
+    monkeypatch.setattr(Tensor, "new_value", lambda self, x: setattr(self, "value", x))
+    helpers = next(c for c in row_cases("tensor") if "new_value, then a pass" in c.conditions()["tensor"])
+    with pytest.raises(Mismatch) as e:
+        helpers.run()
+    error, helper = e.value.all()
+    assert (error.row, error.check) == ("tensor", "error") and error.what.startswith("ValueError in pygrad's")
+    assert (helper.row, helper.what) == ("tensor", "the gradient after new_value(v)")
+
+
+def test_a_state_round_trip_reports_each_broken_part_of_load_state_dict(monkeypatch):
+    module = sys.modules["pygrad.module"]
+    original = module.Module.load_state_dict
+
+    def load(self, state):          # keeps the batched copy and the gradients
+        copy, grads = self.copy, [np.array(w.grad) for w in self.weights]
+        original(self, state)
+        self.copy = copy
+        for w, g in zip(self.weights, grads):
+            w.grad = g + 1.0
+    monkeypatch.setattr(module.Module, "load_state_dict", load)
+    [case] = [c for c in row_cases("module") if "state_dict round trip" in c.conditions()["module"]]
+    with pytest.raises(Mismatch) as e:
+        case.run()
+    assert [(m.row, m.what) for m in e.value.all()] == [("module", "load_state_dict zeroes the gradients"),
+                                                        ("module", "load_state_dict drops the batched copy")]
 
 
 # ---------------------------------------------------------------------------- pygrad raising inside a check

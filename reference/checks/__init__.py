@@ -88,24 +88,36 @@ def pygrad_raiser(exc: BaseException) -> str | None:
     return function if owner == "pygrad" else None
 
 
+class Part:
+    """One part run by `Parts.part()`: `failed` once it has ended on a failure (or, after an
+    earlier one, on an example the oracles cannot judge) -- what follows from it is not
+    judged."""
+
+    failed = False
+
+
 class Parts:
-    """The parts of one check. `with parts.part():` runs one; a Mismatch raised inside ends
-    that part only and is kept; `settle(result)` raises the first kept (the others in its
-    `also`) or returns `result`. A part the oracles cannot judge (`InvalidExample`) after a
-    failure was kept ends without making the example invalid: what was found stands."""
+    """The parts of one check. `with parts.part() as p:` runs one; a Mismatch raised inside
+    ends that part only and is kept (`p.failed`); `settle(result)` raises the first kept (the
+    others in its `also`) or returns `result`. A part the oracles cannot judge
+    (`InvalidExample`) after a failure was kept ends without making the example invalid:
+    what was found stands."""
 
     def __init__(self):
         self.found: list = []
 
     @contextmanager
     def part(self):
+        p = Part()
         try:
-            yield
+            yield p
         except Mismatch as m:
+            p.failed = True
             self.add(m)
         except InvalidExample:
             if self.ok:
                 raise
+            p.failed = True
 
     def add(self, m: Mismatch) -> None:
         self.found.extend(m.all())

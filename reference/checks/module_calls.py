@@ -321,38 +321,62 @@ def _calls(run: Run, case: ModuleCalls) -> None:
 
 
 def check_state_round_trip(run: Run, case: ModuleCalls, model, weights, conds) -> None:
-    """See the module docstring: state_dict, np.savez / np.load, load_state_dict, a call."""
+    """See the module docstring: state_dict, np.savez / np.load, load_state_dict, a call --
+    in parts. A wrong state_dict ends the round trip (what is loaded would follow from it);
+    the loaded values, the zeroed gradients and the dropped copy are each judged; the call on
+    the loaded weights runs only when the load was right (else it starts from a state
+    already known wrong)."""
     import io
-    spec, s = case.spec, run.s
+    spec, s, parts = case.spec, run.s, run.parts
     _state_lines(s)
-    sd = run.pygrad(model.state_dict, "model.state_dict()")
-    want = {w.name: weight(model, w.name).value for w in weights}
-    run.require(isinstance(sd, dict) and set(sd) == set(want) and all(
-        type(sd[n]) is np.ndarray and sd[n].dtype == want[n].dtype and np.array_equal(sd[n], want[n]) for n in want),
-        f"model.state_dict() has keys {sorted(sd) if isinstance(sd, dict) else type(sd).__name__}, expected the "
-        f"weights' attribute paths {sorted(want)} with arrays equal to their values", "model.state_dict()",
-        f"assert sorted(sd) == {sorted(want)!r}", conditions=conds)
+    with parts.part() as saved:
+        sd = run.pygrad(model.state_dict, "model.state_dict()")
+        want = run.pygrad(lambda: {w.name: np.array(weight(model, w.name).value) for w in weights},
+                          "reading the weights")
+        run.require(isinstance(sd, dict) and set(sd) == set(want) and all(
+            type(sd[n]) is np.ndarray and sd[n].dtype == want[n].dtype and np.array_equal(sd[n], want[n])
+            for n in want), f"model.state_dict() has keys {sorted(sd) if isinstance(sd, dict) else type(sd).__name__}"
+            f", expected the weights' attribute paths {sorted(want)} with arrays equal to their values",
+            "model.state_dict()", f"assert sorted(sd) == {sorted(want)!r}", conditions=conds,
+            what="state_dict holds every weight by its path")
+    if saved.failed:
+        return
     new = {n: v * STATE_SCALE + STATE_SHIFT for n, v in sd.items()}
     buf = io.BytesIO()
     np.savez(buf, **new)
     buf.seek(0)
-    run.pygrad(lambda: model.load_state_dict(np.load(buf)), "model.load_state_dict(np.load(buf))")
-    for w in weights:
-        t = weight(model, w.name)
-        run.require(t.value.dtype == np.dtype(spec.dtype) and np.array_equal(t.value, new[w.name].astype(spec.dtype))
-                    and not np.any(t.grad), f"after load_state_dict, {w.name} does not hold the loaded array in "
-                    f"{spec.dtype} with a zero gradient", w.name, f"assert np.array_equal(model.{w.name}.value, "
-                    f"sd[{w.name!r}] * {STATE_SCALE!r} + {STATE_SHIFT!r}) and not np.any(model.{w.name}.grad)",
-                    conditions=conds)
-    run.require(model.copy is None, "load_state_dict did not drop the batched copy (the next call must use the "
-                "loaded weights)", "model.copy", "assert model.copy is None", conditions=conds)
+    with parts.part() as loaded:
+        run.pygrad(lambda: model.load_state_dict(np.load(buf)), "model.load_state_dict(np.load(buf))")
+        got = run.pygrad(lambda: {w.name: (np.array(weight(model, w.name).value), np.array(weight(model, w.name).grad))
+                                  for w in weights}, "reading the loaded weights")
+    if loaded.failed:
+        return
+    found = len(parts.found)
+    dt = np.dtype(spec.dtype)
+    unset = [n for n in new if not (got[n][0].dtype == dt and np.array_equal(got[n][0], new[n].astype(dt)))]
+    with parts.part():
+        run.require(not unset, f"after load_state_dict, {', '.join(unset)} does not hold the loaded array in {dt}",
+                    ", ".join(unset), f"assert model.{unset[0]}.value.dtype == np.{dt} and np.array_equal(model."
+                    f"{unset[0]}.value, sd[{unset[0]!r}] * {STATE_SCALE!r} + {STATE_SHIFT!r})" if unset else "",
+                    conditions=conds, what="load_state_dict sets every weight")
+    kept = [n for n in new if np.any(got[n][1])]
+    with parts.part():
+        run.require(not kept, f"after load_state_dict, the gradient of {', '.join(kept)} is not zero",
+                    ", ".join(kept), f"assert not np.any(model.{kept[0]}.grad)" if kept else "", conditions=conds,
+                    what="load_state_dict zeroes the gradients")
+    with parts.part():
+        run.require(model.copy is None, "load_state_dict did not drop the batched copy (the next call must use the "
+                    "loaded weights)", "model.copy", "assert model.copy is None", conditions=conds,
+                    what="load_state_dict drops the batched copy")
+    if len(parts.found) > found:
+        return
     x, target = case.batches[0]
     before = state(model, weights)
     s.call(x, target, reset=False)
     blame = blamer(spec, model, weights, {n: v for n, (v, _) in before.items()}, x, target, case.noise + 99, (len(x),))
-    got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, False), "the call after load_state_dict",
-                     blame)
-    _check_call(run, model, weights, before, x, target, got, case.noise + 99, blame, conds)
+    call = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, False), "the call after load_state_dict",
+                      blame)
+    _check_call(run, model, weights, before, x, target, call, case.noise + 99, blame, conds)
 
 
 def check_synced(run: Run, model, weights, when: str, conds=()) -> None:

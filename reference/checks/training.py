@@ -15,31 +15,23 @@ step every parameter (invariant) follow the oracle; once the trajectory has left
 oracle's, each update is judged alone (`UpdatesAlone`), so a wrong update is still seen
 behind a wrong gradient.
 
-The oracle (`Trajectory`) runs the Module's program in float64 torch and the optimizer's
-torch.optim twin on a step's whole batch. Its tolerances come, when the floor does not
-decide, from `numerics.RUNS` perturbed trajectories: every op of the forward and backward
-perturbed by its rounding model, every optimizer state buffer by STATE_ULPS and every update
-by OPT_ULPS before it is applied, every weight rounded to the dtype.
+The oracles, `Trajectory` and `UpdatesAlone`, are in `checks.trajectory`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from reference.checks import InvalidExample, Outcome
+from reference.checks import Outcome
 from reference.checks.module_calls import Run, Script, blamer, pygrad_call
-from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
+from reference.checks.trajectory import Trajectory, UpdatesAlone
 from reference.oracles import torch_run
-from reference.oracles.oracle import classify_kinks, validate
 from reference.programs import printer
 from reference.programs.nets import ModuleSpec, build, module_program, program_values, weight
 from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
 from reference.tolerances import judge
 
-OPT_ULPS = 8      # rounding of one optimizer update, relative to the update, in ulps
-STATE_ULPS = 4    # rounding of an optimizer state buffer (momentum, averages), in ulps
 EXTRA = np.array([0.5, -1.5])   # the initial value of the parameter outside the Module
 EXTRA_W = np.array([0.75, -1.25])   # at the steps where it is in the graph, the loss adds (extra * EXTRA_W).sum()
 
@@ -129,111 +121,6 @@ def zero_gradient_steps(case: TrainRun) -> list:
     return out
 
 
-class Trajectory:
-    """The oracle of a training run: per step the loss, the weights' gradients and the
-    weights after the step (exact float64 torch + torch.optim), with tolerances."""
-
-    def __init__(self, case: TrainRun, weights, init: dict):
-        self.case, self.weights, self.init = case, weights, init
-        self.exact = self._run(None)
-        self._spreads = None
-
-    def _run(self, noise) -> list:
-        case, weights = self.case, self.weights
-        spec = case.spec
-        tensors = {w.name: torch.tensor(np.asarray(self.init[w.name], dtype=np.float64), requires_grad=True)
-                   for w in weights}
-        if case.unused:
-            tensors["extra"] = torch.tensor(EXTRA, requires_grad=True)
-        optim = OPTIMIZERS[case.name].torch(list(tensors.values()), dict(case.hyper))
-        steps = []
-        for k, chunks in enumerate(case.steps):
-            x = np.concatenate([np.asarray(c[0]) for c in chunks])
-            target = np.concatenate([np.asarray(c[1]) for c in chunks])
-            prog, _ = module_program(spec, len(x), weights)
-            vals = program_values(spec, weights, {n: t.detach().numpy().copy() for n, t in tensors.items()}, x,
-                                  target, cast=False)
-            with np.errstate(all="ignore"):
-                run = torch_run.run_torch(prog, vals, noise)
-            if noise is None:
-                validate(prog, run)
-            else:
-                validate(prog, self._exact_runs[len(steps)], underflow=True)
-                classify_kinks(prog, self._exact_runs[len(steps)], [run], noise.scale)
-            grads = {w.name: run.grads[w.program_input] for w in weights}
-            update = {w.name: grads[w.name] * case.update_scale(k) for w in weights}
-            if case.unused:
-                update["extra"] = case.extra_grad(k)
-            _torch_step(optim, tensors, update, noise)
-            after = {n: t.detach().numpy().copy() for n, t in tensors.items()}
-            if any(np.any(np.abs(a) > MAX_MAGNITUDE) for a in after.values()):
-                raise InvalidExample(f"the trajectory exceeds {MAX_MAGNITUDE:g}")
-            steps.append({"loss": np.asarray(run.values[prog.root]), "grads": grads, "weights": after, "run": run})
-        return steps
-
-    @property
-    def _exact_runs(self) -> list:
-        return [s["run"] for s in self.exact]
-
-    def spreads(self) -> list:
-        """Per step, the largest deviation of each quantity over RUNS perturbed trajectories."""
-        if self._spreads is None:
-            spec = self.case.spec
-            noise = torch_run.Noise(np.random.default_rng(self.case.noise), frozenset({spec.dtype}))
-            runs = [self._run(noise) for _ in range(RUNS)]
-            out = []
-            for k, ex in enumerate(self.exact):
-                def spread(get):
-                    s = np.zeros_like(get(ex))
-                    for r in runs:
-                        s = np.maximum(s, noise.scale * np.abs(get(r[k]) - get(ex)))
-                    if not np.all(np.isfinite(s)):
-                        raise InvalidExample("a rounding-size perturbation makes the trajectory non-finite")
-                    return s
-                out.append({"loss": spread(lambda s: s["loss"]),
-                            "grads": {n: spread(lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
-                            "weights": {n: spread(lambda s, n=n: s["weights"][n]) for n in ex["weights"]}})
-            self._spreads = out
-        return self._spreads
-
-    def tols(self, k: int, what: str, name: str | None = None, scale: float = 1.0):
-        """Tolerances of quantity `what` ("loss" | "grads" | "weights") at step k, cheapest
-        first."""
-        def get(d):
-            return d[what] if name is None else d[what][name]
-        dtype = self.case.spec.dtype
-        exact = get(self.exact[k]) * scale
-        yield tolerance(exact, dtype)
-        yield tolerance(exact, dtype, get(self.spreads()[k]) * scale)
-
-    def want(self, k: int, what: str, name: str | None = None):
-        d = self.exact[k][what]
-        return d if name is None else d[name]
-
-
-def _torch_step(optim, tensors: dict, grads: dict, noise) -> None:
-    """One torch.optim step with these gradients (None: the parameter is not in the step's
-    graph); with `noise`, the rounding of the state, of the update and of the stored weight
-    perturbed."""
-    def r(shape):
-        return torch.from_numpy(noise.factors(tuple(shape)))
-    u = max(noise.unit(d) for d in noise.dtypes) if noise is not None else 0.0
-    with torch.no_grad():
-        for name, g in grads.items():
-            t = tensors[name]
-            t.grad = None if g is None else torch.from_numpy(np.array(g, dtype=np.float64))
-            if noise is not None:
-                for key, buf in optim.state.get(t, {}).items():
-                    if key != "step" and torch.is_tensor(buf) and buf.shape == t.shape:
-                        buf.mul_(1 + STATE_ULPS * u * r(buf.shape))
-        old = {n: t.detach().clone() for n, t in tensors.items()}
-        optim.step()
-        if noise is not None:
-            for n, t in tensors.items():
-                delta = (t - old[n]) * (1 + OPT_ULPS * u * r(t.shape))
-                t.copy_((old[n] + delta) * (1 + u * r(t.shape)))
-
-
 def train_script(case: TrainRun) -> Script:
     """The whole training run as plain pygrad statements."""
     s = script_of(case)
@@ -277,60 +164,6 @@ def script_of(case: TrainRun) -> Script:
     return s
 
 
-class UpdatesAlone:
-    """The oracle of an update once the trajectory has left torch's (a wrong gradient or
-    loss earlier): torch.optim fed, step by step, with pygrad's own parameters before the
-    step and the gradients pygrad's optimizer applied, so a wrong update is still told apart
-    from the consequences of a wrong gradient. A parameter absent from a step's graph is
-    recorded with the gradient None: torch skips it there, as pygrad must. Recording is
-    cheap (copies); the torch runs -- the exact one and RUNS perturbed ones, as in
-    `Trajectory` -- start at the first question."""
-
-    def __init__(self, case: TrainRun, shapes: dict):
-        self.case, self.shapes = case, shapes   # parameter name -> shape, in the optimizer's order
-        self.history: list = []      # per step: (parameters before, gradients applied or None), pygrad's
-        self.runs: list | None = None
-        self.after: list = []        # per step run so far: [exact parameters after, spread]
-
-    def record(self, before: dict, applied: dict) -> None:
-        """Step k's parameters before it and the gradients applied (None: absent from its
-        graph)."""
-        self.history.append(({n: np.array(v, dtype=np.float64) for n, v in before.items()},
-                             {n: None if g is None else np.array(g, dtype=np.float64) for n, g in applied.items()}))
-
-    def judgeable(self, k: int) -> bool:
-        """Can step k be replayed (every parameter and gradient of its shape and finite)?"""
-        return all(np.shape(before[n]) == shape and (grads[n] is None or np.shape(grads[n]) == shape
-                                                     and np.all(np.isfinite(grads[n])))
-                   for before, grads in self.history[:k + 1] for n, shape in self.shapes.items())
-
-    def tols(self, k: int, name: str):
-        """(torch.optim's parameter `name` after step k, its tolerances cheapest first)."""
-        spec = self.case.spec
-        if self.runs is None:
-            noise = torch_run.Noise(np.random.default_rng(self.case.noise + 7), frozenset({spec.dtype}))
-            self.runs = [self._start(None)] + [self._start(noise) for _ in range(RUNS)]
-        while len(self.after) <= k:
-            before, grads = self.history[len(self.after)]
-            results = []
-            for tensors, optim, noise in self.runs:
-                with torch.no_grad():
-                    for n, t in tensors.items():
-                        t.copy_(torch.from_numpy(before[n]))
-                _torch_step(optim, tensors, grads, noise)
-                results.append({n: t.detach().numpy().copy() for n, t in tensors.items()})
-            scale = self.runs[1][2].scale
-            spread = {n: np.max([scale * np.abs(r[n] - results[0][n]) for r in results[1:]], axis=0)
-                      for n in results[0]}
-            self.after.append((results[0], spread))
-        exact, spread = self.after[k][0][name], self.after[k][1][name]
-        return exact, (tolerance(exact, spec.dtype), tolerance(exact, spec.dtype, spread))
-
-    def _start(self, noise):
-        tensors = {n: torch.zeros(shape, dtype=torch.float64, requires_grad=True) for n, shape in self.shapes.items()}
-        return tensors, OPTIMIZERS[self.case.name].torch(list(tensors.values()), dict(self.case.hyper)), noise
-
-
 def check_training(case: TrainRun) -> Outcome:
     """Train in pygrad as a user does and follow the oracle (see the module docstring).
     Returns the worst error/tolerance ratio on the optimizer's row; raises every distinct
@@ -358,9 +191,9 @@ def _steps(run: Run, case: TrainRun) -> None:
     extra = Tensor(EXTRA, dtype=spec.dtype) if case.unused else None
     optim = run.pygrad(lambda: OPTIMIZERS[case.name].make(params + ([extra] if extra is not None else []),
                                                           dict(case.hyper)), "creating the optimizer")
-    traj = Trajectory(case, weights, {w.name: weight(model, w.name).value for w in weights})
-    shapes = {w.name: w.shape for w in weights} | ({"extra": EXTRA.shape} if extra is not None else {})
-    alone = UpdatesAlone(case, shapes)
+    init = {w.name: weight(model, w.name).value for w in weights} | ({"extra": EXTRA} if extra is not None else {})
+    traj = Trajectory(case, weights, init)
+    alone = UpdatesAlone(case, {n: np.shape(v) for n, v in init.items()})
     dt = spec.dtype
     diverged = update_wrong = extra_moved = False
 
