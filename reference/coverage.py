@@ -21,6 +21,7 @@ from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
 from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.registry.regimes import magnitude_values
 from reference.value_strategies import simplex_rows
 
 
@@ -67,6 +68,7 @@ def sample_values(spec, sample, names, rng) -> dict:
         elif sample.values == "wide":
             arrays = [a * 300.0 for a in arrays]
     dtypes = sample.operand_dtypes()
+    arrays = magnitude_values(spec, sample.magnitude, sample.args, sample.shapes, dtypes, arrays)
     return {n: np.asarray(a, dtype=dtypes[i]) for i, (n, a) in enumerate(zip(names, arrays))}
 
 
@@ -78,7 +80,7 @@ def sample_case(spec, index: int) -> ProgramCase:
     roles = tuple("constant" if i in sample.constant else "array" if i in sample.arrays else "input"
                   for i in range(n))
     prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
-                           spec.domains(sample.args)[:n], sample.same_operand)
+                           spec.domains(sample.args)[:n], sample.same_operand, sample.layouts[:n])
     rng = np.random.default_rng(_seed(spec.name, index))
     values = sample_values(spec, sample, [f"x{i}" for i in range(len(sample.shapes))], rng)
     if sample.same_operand:

@@ -1,6 +1,7 @@
 """Judging a result against its oracle: the one comparison every suite check applies.
 
-`judge(got, want, dtype, tolerances)` takes the tolerances cheapest first (the floor of
+Equal infinities are equal; pygrad's NaN, or an infinity where torch's value is finite (or
+another one), is a mismatch. `judge(got, want, dtype, tolerances)` takes the tolerances cheapest first (the floor of
 `reference.numerics.tolerance`, a sound lower bound, then the full one with the measured
 spread): the first under which every element passes decides, so the spread is measured
 only when the floor does not decide.
@@ -22,8 +23,12 @@ def judge(got, want: np.ndarray, dtype: str, tolerances) -> tuple:
         return f"shape {got.shape}, torch's {want.shape}", np.inf
     if got.dtype != np.dtype(dtype):
         return f"dtype {got.dtype}, expected {dtype}", np.inf
-    err = np.abs(got.astype(np.float64) - want)
+    got64 = got.astype(np.float64)
+    inf = np.isinf(want)
+    with np.errstate(invalid="ignore"):
+        err = np.where(inf & (got64 == want), 0.0, np.abs(got64 - want))
     err = np.where(np.isnan(err), np.inf, err)
+    tolerances = (np.where(inf, 0.0, np.broadcast_to(t, want.shape)) for t in tolerances)
     passed, ratios, tol = first_fit(err, tolerances, want.shape)
     worst = float(np.max(ratios, initial=0.0))
     if passed:
