@@ -8,6 +8,7 @@ pass of one report row; the gate runs every row's, in full, whatever its budget.
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -98,9 +99,10 @@ def _op_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- Modules
-def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
+def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="",
+                offset=False) -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
-    batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
+    batches = tuple(make_batch(spec, b, seed + k, zeros, offset) for k, b in enumerate(sizes))
     resets = tuple(resets or [True] * len(sizes))
     return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer))
 
@@ -125,6 +127,9 @@ def _layer_cases(spec) -> list:
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
             model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
             out.append(module_case(model, (2,)))
+            if spec.offset and k == 0 and dtype == "float64":   # the large-offset regime, once per dtype
+                for dt in ("float64", "float32"):
+                    out.append(module_case(dataclasses.replace(model, dtype=dt), (2,), offset=True))
     return out + [DropoutCase(run) for run in spec.alone]
 
 

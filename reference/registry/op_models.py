@@ -359,7 +359,9 @@ def std_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
 
 
 def product_underflow(dtype, args, shapes) -> float:
-    """Products of two operands near tiny (x * y, a @ b, conv2D, std's squares, b ** 2)."""
+    """Products of two operands near tiny (x * y, a @ b, conv2D, b ** 2). (Not std's squares:
+    its error model has no term for a row whose squares all underflow, amplified by the
+    square root.)"""
     return math.sqrt(tiny_of(dtype))
 
 

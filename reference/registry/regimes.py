@@ -52,7 +52,7 @@ class Layout:
         fn = _VIEWS.get(self.code)
         if fn is None:
             fn = _VIEWS[self.code] = eval("lambda a: " + self.code.format("a"), {"np": np})  # noqa: S307
-        return fn(np.ascontiguousarray(a))
+        return fn(np.array(a, order="C"))   # a C-contiguous copy, as a Tensor's value (0-D stays 0-D)
 
 
 _VIEWS: dict = {}
@@ -173,13 +173,25 @@ def offset_of(dtype) -> float:
     return 2.0 ** round(-math.log2(float(np.finfo(dtype).eps) / 2) / 3)
 
 
+OFFSET = "large offset, small spread"
+
+
+def has_offset(a) -> bool:
+    """Entries with a large offset and a small spread: |mean| >= 16 (max - min) > 0."""
+    a = np.asarray(a, dtype=np.float64)
+    spread = float(np.ptp(a)) if a.size > 1 else 0.0
+    return spread > 0 and abs(float(np.mean(a))) >= 16 * spread
+
+
 def _offset(spec, use: Use) -> bool:
-    for i in scaled(spec, use.args):
-        a = np.asarray(use.values[i], dtype=np.float64)
-        spread = float(np.ptp(a)) if a.size > 1 else 0.0
-        if spread > 0 and abs(float(np.mean(a))) >= 16 * spread:
-            return True
-    return False
+    return any(has_offset(use.values[i]) for i in scaled(spec, use.args))
+
+
+def offset_input_condition() -> Condition:
+    """The large-offset regime of a layer that normalises (`LayerSpec.offset`): its input is
+    the Module's input, whose entries have a large offset and a small spread
+    (`LayerUse.offset`; the coverage pass and random Modules give such batches)."""
+    return Condition(OFFSET, lambda use: use.offset, group="magnitude")
 
 
 def magnitude_values(spec: OpSpec, regime: str, args, shapes, dtypes, arrays) -> list:
@@ -203,7 +215,7 @@ def magnitude_values(spec: OpSpec, regime: str, args, shapes, dtypes, arrays) ->
             sub = np.where(flat < 0, -1.0, 1.0) * np.finfo(dtypes[i]).tiny * 2.0 ** -(1 + k % 20)
             flat[::2] = sub[::2]
             out[i] = a
-    elif regime == "large offset, small spread":
+    elif regime == OFFSET:
         for i in slots:
             out[i] = with_offset(out[i], dtypes[i], spec.domains(args)[i])
     return out
@@ -301,13 +313,25 @@ REGIMES = tuple(
                          "the largest entries in [s/4, 2s], s the op's underflow scale (OpSpec.underflow)"),
        _magnitude_regime("subnormal values", lambda spec: True, _subnormal,
                          "every other entry a subnormal number of the operand's dtype", domains=("real",)),
-       _magnitude_regime("large offset, small spread", lambda spec: spec.offset, _offset,
+       _magnitude_regime(OFFSET, lambda spec: spec.offset, _offset,
                          "entries c + x, |c| = u**(-1/3) (2**18 float64, 2**8 float32), |x| <= 3")]
     + [_shape_regime("square matrices", "square", _square, "the last two sizes of an operand equal (> 1)"),
        _shape_regime("equal sizes on different axes", "equal", _equal_sizes,
                      "two other axes of an operand of equal size (> 1)"),
        _shape_regime("size 1 on every axis", "ones", _ones, "every operand of ndim >= 1 with all sizes 1")])
 """Every input regime, in report order."""
+
+_NEED_SIDES = [LAYOUTS[k].name for k in ("transposed", "reversed", "strided", "fortran")]
+ONE_OPERAND = ("0-D operand", "1-element operand")   # conditions of the (only) operand of a unary op
+EXCLUDED = (
+    [("size 1 on every axis", name, "this layout changes something only where an operand has a side > 1")
+     for name in _NEED_SIDES]
+    + [("0-D operand", name, "a 0-D operand has no axes to lay out or to size")
+       for name in _NEED_SIDES + ["square matrices", "equal sizes on different axes", "size 1 on every axis"]]
+    + [("1-element operand", name, "a 1-element operand has no side > 1")
+       for name in _NEED_SIDES + ["square matrices", "equal sizes on different axes"]])
+"""(condition, condition, why) that no example reaches together (the conditions of
+ONE_OPERAND: for unary ops, whose one operand they describe)."""
 
 REGIME_BY_NAME = {r.name: r for r in REGIMES}
 
@@ -341,6 +365,18 @@ class RegimeTable:
 
     def samples(self, spec: OpSpec) -> tuple:
         return tuple(sample for _, sample in self._of(spec))
+
+    def infeasible(self, spec: OpSpec) -> dict:
+        """{frozenset({a, b}): reason} for the attached regimes: pairs no example can reach."""
+        names = set(regimes_of(spec))
+        own = {c.name for c in spec.all_conditions()} - names
+        out = {}
+        for a, b, why in EXCLUDED:
+            for x in ([a] if a in names | own else []):
+                for y in ([b] if b in names | own else []):
+                    if spec.arity == 1 or x not in ONE_OPERAND and y not in ONE_OPERAND:
+                        out[frozenset({x, y})] = why
+        return out
 
 
 def regimes_of(spec: OpSpec) -> list:

@@ -269,8 +269,10 @@ class OpSpec:
         return self.own_samples() + tuple(regimes)
 
     def all_infeasible(self) -> dict:
-        """{frozenset pair of condition names: reason}: the rule's declarations and the op's."""
-        return {**getattr(self.rule, "infeasible", {}), **self.infeasible}
+        """{frozenset pair of condition names: reason}: the rule's declarations, the op's and
+        the input regimes' (`registry.regimes`)."""
+        regimes = _REGIMES[0].infeasible(self) if _REGIMES else {}
+        return {**regimes, **getattr(self.rule, "infeasible", {}), **self.infeasible}
 
 
 _REGIMES: list = []
