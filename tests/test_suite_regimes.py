@@ -11,7 +11,8 @@ from reference.checks import Mismatch
 from reference.coverage import sample_case
 from reference.generators.programs import op_cases, programs
 from reference.oracles.oracle import InvalidExample, Oracle
-from reference.programs.graph import single_op
+from reference.checks.programs import check_program
+from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.printer import input_code
 from reference.registry import OPS, LOSS_OPS, axes_of
 from reference.registry.regimes import LAYOUTS, REGIMES, apply_layout, regimes_of
@@ -97,6 +98,17 @@ def test_extreme_values_are_judged_not_rejected():
     prog, _ = single_op("sum", [(4,)], {"axis": None})
     with pytest.raises(InvalidExample, match="overflow scale"):     # its partial sums may overflow
         Oracle(prog, {"x0": np.array([5e307, 5e307, -5e307, 1.0]), "w0": np.ones(())}, 0)
+
+
+def test_underflow_amplified_by_a_large_cotangent_is_in_the_model():
+    """exp(-100) underflows in float32 (a subnormal of a few bits) and its gradient is that
+    value times a cotangent of 1e30: the error is real and correct code makes it; the noise
+    model's u tiny terms give the tolerance for it (the old rule rejected such examples)."""
+    inputs = [Input("x0", (3,), "float32"), Input("x1", (3,), "float32")]
+    prog, _ = with_loss(inputs, [Node("v2", "exp", ("x0",)), Node("v3", "mul", ("v2", "x1"))])
+    vals = {"x0": np.array([-100.0, -101.5, -99.25], dtype=np.float32), "x1": np.full(3, 1e30, dtype=np.float32),
+            "w0": np.array([1.0, -0.5, 2.0], dtype=np.float32)}
+    assert check_program(prog, vals, seed=0).err_torch <= 1
 
 
 # ---------------------------------------------------------------------------- correct pygrad passes

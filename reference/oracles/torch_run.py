@@ -9,7 +9,9 @@ multiplied by (1 + r GRAD_ULPS u) before it is accumulated -- the registry's rou
 model at the unit roundoff u of the dtype each op computes in, with r independent standard
 normal factors. Gradual underflow adds an absolute error of up to u * tiny to every rounded
 result (tiny the dtype's smallest normal number): every nonzero output of an op that rounds,
-and every nonzero gradient contribution, is also shifted by r u tiny (exact zeros stay). How far the perturbed runs land from the exact run (the *spread*) measures
+and every nonzero gradient contribution, is also shifted by r u tiny (exact zeros stay), and
+the gradient reaching an operand of an op that rounds by r u tiny sum|g_out| (its derivative
+underflows too, and the cotangent multiplies that error). How far the perturbed runs land from the exact run (the *spread*) measures
 how much rounding this very example can amplify; `reference.oracles.oracle` turns it
 into tolerances. `backward_passes > 1` replays `backward(reset_grad=False)`:
 `torch.autograd.backward([root, *intermediates], [ones, *previous_grads])`.
@@ -106,6 +108,7 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
                 out = out + as_tensor(u * mag * noise.factors(mag.shape))
             if spec.out_ulps or spec.out_abs is not None:
                 out = out + _underflow(raw, dtype, u, noise)
+                _hook_underflow(ops, raw, dtype, u, noise)
             if spec.bwd_abs is not None:
                 _hook_bwd(spec, args, ops, np_ops, raw, u, noise)
         if n.name in stops:
@@ -144,6 +147,22 @@ def _underflow(t: torch.Tensor, dtype: str, u: float, noise: Noise) -> torch.Ten
     """r u tiny(dtype) where `t` is nonzero: the absolute error of gradual underflow."""
     shape = tuple(t.shape)
     return as_tensor(u * tiny(dtype) * noise.factors(shape) * (as_array(t) != 0))
+
+
+def _hook_underflow(ops, raw, dtype: str, u: float, noise: Noise) -> None:
+    """The op's derivatives are computed too, and one that underflows (exp's at -100 in
+    float32) carries an absolute error of u tiny, times the cotangent: shift each nonzero
+    gradient reaching an operand by r u tiny sum|g_out| (a bound of that error)."""
+    if not raw.requires_grad:
+        return
+    box = {}
+
+    def keep(g):
+        box["g"] = float(g.abs().sum())
+    raw.register_hook(keep)
+    for o in ops:
+        if o.requires_grad:
+            o.register_hook(lambda g: g + box["g"] * _underflow(g, dtype, u, noise))
 
 
 def _hook_bwd(spec, args, ops, np_ops, raw, u, noise):

@@ -256,11 +256,11 @@ def coincide(shapes, form: str) -> tuple:
 
 
 def _square(spec, use: Use) -> bool:
-    return any(len(s) >= 2 and s[-1] == s[-2] > 1 for s in use.shapes[:_use_operands(use)])
+    return any(len(s) >= 2 and s[-1] == s[-2] > 1 for s in use.shapes)
 
 
 def _equal_sizes(spec, use: Use) -> bool:
-    for s in use.shapes[:_use_operands(use)]:
+    for s in use.shapes:
         nd = len(s)
         if any(s[i] == s[j] > 1 for i in range(nd) for j in range(i + 1, nd) if (i, j) != (nd - 2, nd - 1)):
             return True
@@ -268,12 +268,8 @@ def _equal_sizes(spec, use: Use) -> bool:
 
 
 def _ones(spec, use: Use) -> bool:
-    shapes = use.shapes[:_use_operands(use)]
+    shapes = use.shapes
     return any(len(s) >= 1 for s in shapes) and all(n == 1 for s in shapes for n in s)
-
-
-def _use_operands(use: Use) -> int:
-    return len(use.shapes)
 
 
 def refit(spec: OpSpec, sample: Sample) -> Sample:
