@@ -118,7 +118,9 @@ def _layout_regime(layout: Layout) -> Regime:
         if layout.key not in new:
             raise Infeasible(f"no operand of shapes {sample.shapes} takes a {layout.name}")
         return dataclasses.replace(sample, layouts=new)
-    return Regime(layout.name, "layout", lambda spec: True, lambda spec, use: layout.key in use.layouts, make,
+    def test(spec, use: Use) -> bool:
+        return any(k == layout.key and layout.fits_shape(tuple(s)) for k, s in zip(use.layouts, use.shapes))
+    return Regime(layout.name, "layout", lambda spec: True, test, make,
                   fd=True, doc=f"pygrad's operands as a {layout.name} (`{layout.code.format('a')}`)")
 
 
@@ -289,7 +291,8 @@ def _shape_regime(name: str, form: str, test, doc: str) -> Regime:
         if sample.make is not None:
             raise Infeasible(f"{spec.name}: the draft's values are made for its shapes")
         shapes = coincide(sample.shapes, form)
-        out = refit(spec, dataclasses.replace(sample, shapes=shapes))
+        layouts = tuple(k if not k or LAYOUTS[k].fits_shape(s) else "" for k, s in zip(sample.layouts, shapes))
+        out = refit(spec, dataclasses.replace(sample, shapes=shapes, layouts=layouts))
         if not test(spec, _shape_use(spec, out)):
             raise Infeasible(f"{spec.name}: shapes {shapes} do not reach {name}")
         return out
