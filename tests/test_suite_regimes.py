@@ -139,10 +139,13 @@ def drawn(strategy, n: int) -> list:
     ("T", 150, {"strided slice", "equal sizes on different axes"}),
     ("std", 150, {"large offset, small spread", "near overflow"})])
 def test_random_op_cases_reach_the_regimes(op, n, expected):
-    """Each regime (or index form) is reached by some of n draws."""
+    """Each regime (or index form) is reached by some of n draws (a rare one that they miss:
+    by a search of up to 2000)."""
     row = ALL[op].row
-    reached = set().union(*(c.get(row, ()) for c in drawn(op_cases(ALL[op], "torch"), n)))
-    assert expected <= reached, expected - reached
+    strategy = op_cases(ALL[op], "torch")
+    reached = set().union(*(c.get(row, ()) for c in drawn(strategy, n)))
+    for condition in expected - reached:
+        find(strategy, lambda c, condition=condition: condition in c.conditions()[row], settings=QUIET)
 
 
 @pytest.mark.parametrize("conditions, op", [
