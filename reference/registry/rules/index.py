@@ -171,7 +171,10 @@ GRAMMAR = ("slice", "negative step", "out-of-range slice bounds", "empty selecti
 
 
 class Index(Rule):
-    """`x[idx]` (getitem) or `x.mask_idcs(idcs)`: any NumPy index in the argument `key`."""
+    """`x[idx]` (getitem) or `x.mask_idcs(idcs)`: any NumPy index in the argument `key`.
+
+    The forms are one factor (group "index"): a maker writes the whole index, so a pair of
+    forms is not a pair of conditions (one index may still show several)."""
 
     name = "index"
 
@@ -179,7 +182,7 @@ class Index(Rule):
         self.key = key
         self.conditions = (FLOAT32,) + tuple(
             Condition(k, lambda u, k=k: k in index_kinds(u.args[self.key], u.shapes[0]),
-                      lambda s, k=k: self._with_kind(s, k), group="") for k in kinds)
+                      lambda s, k=k: self._with_kind(s, k), group="index") for k in kinds)
 
     def _with_kind(self, sample: Sample, kind: str) -> Sample:
         if sample.make is not None:
