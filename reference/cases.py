@@ -96,8 +96,7 @@ class ModuleCase:
     row = MODULE_ROW
 
     def run(self) -> Outcome:
-        worst = check_module_calls(self.calls)
-        return Outcome(err_torch=worst, per_row={MODULE_ROW: worst})
+        return check_module_calls(self.calls)
 
     def conditions(self) -> dict:
         spec = self.calls.spec
@@ -149,8 +148,7 @@ class TrainCase:
         torch.optim.SGD([p], lr=0.1).step()
 
     def run(self) -> Outcome:
-        worst = check_training(self.train)
-        return Outcome(err_torch=worst, per_row={self.train.row: worst})
+        return check_training(self.train)
 
     def conditions(self) -> dict:
         n = sum(len(layer.spec.weights(layer)) for layer in self.train.spec.layers)
@@ -247,19 +245,20 @@ class ErrorCase:
         arrays, _, call = self._call()
         body = self.script()[1]
 
-        def fail(what):
+        def fail(what, did):
             raise Mismatch("error", spec.row, f"{call} with shapes {e.shapes}: pygrad {what}, but it must raise "
                            f"{e.error.__name__} naming {e.match!r}", f"{call}  [{self.op}]",
-                           printer.regression_test("error", self.op, body))
+                           printer.regression_test("error", self.op, body),
+                           what=f"{did} where {self.op} must raise {e.error.__name__}")
         try:
             spec.call(*[Tensor(a) for a in arrays], **e.args)
         except e.error as exc:
             if e.match not in str(exc):
-                fail(f"raised {type(exc).__name__} without naming the op ({exc})")
+                fail(f"raised {type(exc).__name__} without naming the op ({exc})", "an unnamed error")
         except Exception as exc:  # noqa: BLE001
-            fail(f"raised {type(exc).__name__} ({exc})")
+            fail(f"raised {type(exc).__name__} ({exc})", type(exc).__name__)
         else:
-            fail("returned a result")
+            fail("returned a result", "a result")
         return Outcome()
 
     def conditions(self) -> dict:

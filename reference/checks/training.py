@@ -6,7 +6,10 @@ over equal chunks, which must equal one step on their concatenation. What users 
 `model_reset()` every step or never, the target marked leaf=True or not, the parameters
 given in another order, a parameter outside the loss's graph (it must not move). At every
 step the loss (value) and the batched copy's gradients (grad), or the accumulated `.grad`
-(invariant), and after every step every parameter (invariant) follow the oracle.
+(invariant -- or, when the Module's program of registry ops on the step's whole batch shows a
+wrong op, that op's finding), and after every step every parameter (invariant) follow the
+oracle; once the trajectory has left the oracle's, each update is judged alone
+(`UpdatesAlone`), so a wrong update is still seen behind a wrong gradient.
 
 The oracle (`Trajectory`) runs the Module's program in float64 torch and the optimizer's
 torch.optim twin on a step's whole batch. Its tolerances come, when the floor does not
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference.checks import InvalidExample
+from reference.checks import InvalidExample, Outcome
 from reference.checks.module_calls import Run, Script, blamer, pygrad_call
 from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
 from reference.oracles import torch_run
@@ -202,13 +205,76 @@ def script_of(case: TrainRun) -> Script:
     return s
 
 
-def check_training(case: TrainRun) -> float:
+class UpdatesAlone:
+    """The oracle of an update once the trajectory has left torch's (a wrong gradient or
+    loss earlier): torch.optim fed, step by step, with pygrad's own weights before the step
+    and the gradients pygrad's optimizer applied, so a wrong update is still told apart from
+    the consequences of a wrong gradient. Recording is cheap (copies); the torch runs -- the
+    exact one and RUNS perturbed ones, as in `Trajectory` -- start at the first question."""
+
+    def __init__(self, case: TrainRun, weights):
+        self.case, self.weights = case, weights
+        self.history: list = []      # per step: (weights before, gradients applied), pygrad's
+        self.runs: list | None = None
+        self.after: list = []        # per step run so far: [exact weights after, spread]
+
+    def record(self, before: dict, applied: dict) -> None:
+        self.history.append(({n: np.array(v, dtype=np.float64) for n, v in before.items()},
+                             {n: np.array(g, dtype=np.float64) for n, g in applied.items()}))
+
+    def judgeable(self, k: int) -> bool:
+        """Can step k be replayed (every weight and gradient of its shape and finite)?"""
+        return all(np.shape(before[w.name]) == w.shape and np.shape(grads[w.name]) == w.shape
+                   and np.all(np.isfinite(grads[w.name])) for before, grads in self.history[:k + 1]
+                   for w in self.weights)
+
+    def tols(self, k: int, name: str):
+        """(torch.optim's weight `name` after step k, its tolerances cheapest first)."""
+        spec = self.case.spec
+        if self.runs is None:
+            noise = torch_run.Noise(np.random.default_rng(self.case.noise + 7), frozenset({spec.dtype}))
+            self.runs = [self._start(None)] + [self._start(noise) for _ in range(RUNS)]
+        while len(self.after) <= k:
+            j = len(self.after)
+            before, grads = self.history[j]
+            results = []
+            for tensors, optim, noise in self.runs:
+                with torch.no_grad():
+                    for w in self.weights:
+                        tensors[w.name].copy_(torch.from_numpy(before[w.name]))
+                _torch_step(optim, tensors, self.weights, grads, noise)
+                results.append({n: t.detach().numpy().copy() for n, t in tensors.items()})
+            scale = self.runs[1][2].scale
+            spread = {n: np.max([scale * np.abs(r[n] - results[0][n]) for r in results[1:]], axis=0)
+                      for n in results[0]}
+            self.after.append((results[0], spread))
+        exact, spread = self.after[k][0][name], self.after[k][1][name]
+        return exact, (tolerance(exact, spec.dtype), tolerance(exact, spec.dtype, spread))
+
+    def _start(self, noise):
+        tensors = {w.name: torch.zeros(w.shape, dtype=torch.float64, requires_grad=True) for w in self.weights}
+        return tensors, OPTIMIZERS[self.case.name].torch([tensors[w.name] for w in self.weights],
+                                                         dict(self.case.hyper)), noise
+
+
+def check_training(case: TrainRun) -> Outcome:
     """Train in pygrad as a user does and follow the oracle (see the module docstring).
-    Returns the worst error/tolerance ratio."""
+    Returns the worst error/tolerance ratio on the optimizer's row; raises every distinct
+    failure (see `_steps`)."""
+    run = Run(case.row, script_of(case), f"{case.name}{dict(case.hyper)} training Module {case.spec!r}")
+    with run.parts.part():      # an exception of pygrad ends the run
+        _steps(run, case)
+    return run.parts.settle(Outcome(run.worst, per_row={case.row: run.worst}, bound_rows={case.row: run.worst_bound}))
+
+
+def _steps(run: Run, case: TrainRun) -> None:
+    """The steps, in parts: while the trajectory follows torch's, the loss and gradients
+    (or step_single's accumulated gradient) and the weights after each step against it; once
+    it has left (a failure), the updates alone against `UpdatesAlone` (a wrong update is
+    still seen behind a wrong gradient), and what follows from the failure is not judged
+    again. A parameter outside the graph must never move."""
     from pygrad import Tensor
-    spec = case.spec
-    s = script_of(case)
-    run = Run(case.row, s, f"{case.name}{dict(case.hyper)} training Module {spec!r}")
+    spec, s, parts = case.spec, run.s, run.parts
     model, weights = run.pygrad(lambda: build(spec, case.seed), "building the model")
     conds = case.conditions(len(weights))
     params = list(model.weights)
@@ -218,57 +284,108 @@ def check_training(case: TrainRun) -> float:
     optim = run.pygrad(lambda: OPTIMIZERS[case.name].make(params + ([extra] if extra is not None else []),
                                                           dict(case.hyper)), "creating the optimizer")
     traj = Trajectory(case, weights, {w.name: weight(model, w.name).value for w in weights})
+    alone = UpdatesAlone(case, weights)
     dt = spec.dtype
+    diverged = update_wrong = False
     for k, chunks in enumerate(case.steps):
         step = f"step {k}"
         s.add("optim.zero_grad()")
         run.pygrad(optim.zero_grad, "optim.zero_grad()")
         values = {w.name: np.array(weight(model, w.name).value) for w in weights}
+        found = len(parts.found)
         if len(chunks) == 1:
             (x, target), = chunks
             blame = blamer(spec, model, weights, values, x, target, case.noise + k, (len(x),))
             s.call(x, target, case.reset, case.target_leaf)
             got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
                              f"the call of {step}", blame)
-            run.expect_close("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value, traj.want(k, "loss"),
-                        lambda: traj.tols(k, "loss"), blame)
-            for w in weights:
-                run.expect_close("grad", f"the gradient of {w.name} in the batched copy at {step}",
-                            f"model.copy.{w.name}.grad", got.grads[w.name], traj.want(k, "grads", w.name),
-                            lambda w=w: traj.tols(k, "grads", w.name), blame)
+            if not diverged:
+                with parts.part():
+                    run.expect_close("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value,
+                                     traj.want(k, "loss"), lambda: traj.tols(k, "loss"), blame)
+                    for w in weights:
+                        run.expect_close("grad", f"the gradient of {w.name} in the batched copy at {step}",
+                                         f"model.copy.{w.name}.grad", got.grads[w.name],
+                                         traj.want(k, "grads", w.name), lambda w=w: traj.tols(k, "grads", w.name),
+                                         blame)
+            alone.record(values, got.grads)
             s.add(f"optim.step({s.loss})")
             run.pygrad(lambda: optim.step(got.loss), f"optim.step at {step}")
         else:
             bs = accumulation_divisor(spec, len(chunks))
+            whole = (np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
+            blame = blamer(spec, model, weights, values, *whole, case.noise + k, (len(whole[0]),))
             for x, target in chunks:
                 s.call(x, target, case.reset, case.target_leaf)
                 got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
                                  f"a chunk call of {step}")
                 s.add(f"optim.step_single({s.loss}, {bs})")
                 run.pygrad(lambda: optim.step_single(got.loss, bs), f"optim.step_single at {step}")
-            for w in weights:
+            for w in weights if not diverged else ():
                 what = f"the accumulated .grad of {w.name} at {step}"
-                problem, r = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
-                                     traj.tols(k, "grads", w.name, bs))
-                run.worst = max(run.worst, min(r, 1e6))
-                if problem:
-                    run.require(False, f"{what} (step_single(loss, {bs}) over {len(chunks)} chunks must add up to "
-                                f"{bs} x the whole batch's gradient) differs from torch: {problem}", what,
-                                printer.close_line(what, f"model.{w.name}.grad", dt, traj.want(k, "grads", w.name) * bs,
-                                                   list(traj.tols(k, "grads", w.name, bs))[-1]), conditions=conds)
+                problem, r, bound = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
+                                          traj.tols(k, "grads", w.name, bs))
+                run.note(r, bound)
+                if problem:      # blamed on the ops when the program of the whole step's batch is wrong
+                    parts.add(run.blamed("invariant", f"{what} (step_single(loss, {bs}) over {len(chunks)} chunks "
+                                         f"must add up to {bs} x the whole batch's gradient) differs from torch: "
+                                         f"{problem}", what, [printer.close_line(
+                                             what, f"model.{w.name}.grad", dt, traj.want(k, "grads", w.name) * bs,
+                                             list(traj.tols(k, "grads", w.name, bs))[-1])], blame,
+                                         "step_single accumulates", conds))
+                    break
+            alone.record(values, {w.name: np.asarray(weight(model, w.name).grad) / bs for w in weights})
             s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
             run.pygrad(lambda: optim.step_single(got.loss, bs, modify=True), f"optim.step_single(modify=True) at {step}")
-        for w in weights:
-            what = f"{w.name} after {step}"
-            problem, r = judge(weight(model, w.name).value, traj.want(k, "weights", w.name), dt,
-                                 traj.tols(k, "weights", w.name))
-            run.worst = max(run.worst, min(r, 1e6))
-            if problem:
-                run.require(False, f"{what} differs from torch.optim's trajectory: {problem}", what,
-                            printer.close_line(what, f"model.{w.name}.value", dt, traj.want(k, "weights", w.name),
-                                               list(traj.tols(k, "weights", w.name))[-1]), conditions=conds)
+        diverged |= len(parts.found) > found
+        if not update_wrong:
+            found = len(parts.found)
+            with parts.part():
+                if diverged:
+                    _check_update_alone(run, model, weights, alone, k, conds)
+                else:
+                    _check_weights(run, model, weights, traj, k, conds)
+            update_wrong = len(parts.found) > found
+            diverged |= update_wrong
         if extra is not None:
-            run.require(np.array_equal(extra.value, np.asarray(EXTRA, dtype=dt)), f"a parameter outside the loss's "
-                        f"graph moved at {step} (a parameter that did not contribute gets no update)", "extra",
-                        f"assert np.array_equal(extra.value, {printer.array_literal(EXTRA)})", conditions=conds)
-    return run.worst
+            with parts.part():
+                run.require(np.array_equal(extra.value, np.asarray(EXTRA, dtype=dt)), f"a parameter outside the "
+                            f"loss's graph moved at {step} (a parameter that did not contribute gets no update)",
+                            "extra", f"assert np.array_equal(extra.value, {printer.array_literal(EXTRA)})",
+                            conditions=conds, what="a parameter outside the graph stays")
+
+
+UPDATE = "the update follows torch.optim"
+
+
+def _check_weights(run: Run, model, weights, traj: Trajectory, k: int, conds) -> None:
+    """Every weight after step k against torch.optim's trajectory."""
+    dt = run.s.spec.dtype
+    for w in weights:
+        what = f"{w.name} after step {k}"
+        problem, r, bound = judge(weight(model, w.name).value, traj.want(k, "weights", w.name), dt,
+                                  traj.tols(k, "weights", w.name))
+        run.note(r, bound)
+        if problem:
+            run.require(False, f"{what} differs from torch.optim's trajectory: {problem}", what,
+                        printer.close_line(what, f"model.{w.name}.value", dt, traj.want(k, "weights", w.name),
+                                           list(traj.tols(k, "weights", w.name))[-1]), conditions=conds, what=UPDATE)
+
+
+def _check_update_alone(run: Run, model, weights, alone: UpdatesAlone, k: int, conds) -> None:
+    """Every weight after step k against torch.optim's update of pygrad's own weights and
+    gradients (not judged where those cannot be replayed)."""
+    if not alone.judgeable(k):
+        return
+    dt = run.s.spec.dtype
+    for w in weights:
+        want, tols = alone.tols(k, w.name)
+        if not np.all(np.isfinite(tols[-1])):
+            return
+        what = f"{w.name} after step {k}"
+        problem, _, _ = judge(weight(model, w.name).value, want, dt, tols)
+        if problem:
+            run.require(False, f"{what} differs from torch.optim's update of pygrad's own weights and gradients "
+                        f"(the trajectory had already left torch's): {problem}", what,
+                        printer.close_line(what, f"model.{w.name}.value", dt, want, tols[-1]), conditions=conds,
+                        what=UPDATE)
