@@ -32,6 +32,7 @@ from reference.programs.graph import Program
 from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
 from reference.registry.layers import layer_conditions
+from reference.registry.regimes import has_offset
 from reference.registry.tensor_row import TENSOR_ROW
 
 ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
@@ -119,7 +120,9 @@ class ModuleCase:
         sizes = tuple(len(x) for x, _ in self.calls.batches)
         out = {MODULE_ROW: self.calls.conditions()}
         for i, layer in enumerate(spec.layers):
-            out.setdefault(layer.spec.row, set()).update(layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype)))
+            offset = i == 0 and any(has_offset(x) for x, _ in self.calls.batches)
+            out.setdefault(layer.spec.row, set()).update(
+                layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype, offset=offset)))
         loss = MODULE_LOSSES[spec.loss]
         if loss.op:
             op = LOSS_OPS[loss.op]

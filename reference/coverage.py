@@ -8,6 +8,7 @@ pass of one report row; the gate runs every row's, in full, whatever its budget.
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -21,6 +22,7 @@ from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
 from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.registry.regimes import magnitude_values
 from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES
 from reference.value_strategies import simplex_rows
 
@@ -68,6 +70,7 @@ def sample_values(spec, sample, names, rng) -> dict:
         elif sample.values == "wide":
             arrays = [a * 300.0 for a in arrays]
     dtypes = sample.operand_dtypes()
+    arrays = magnitude_values(spec, sample.magnitude, sample.args, sample.shapes, dtypes, arrays)
     return {n: np.asarray(a, dtype=dtypes[i]) for i, (n, a) in enumerate(zip(names, arrays))}
 
 
@@ -79,7 +82,7 @@ def sample_case(spec, index: int) -> ProgramCase:
     roles = tuple("constant" if i in sample.constant else "array" if i in sample.arrays else "input"
                   for i in range(n))
     prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
-                           spec.domains(sample.args)[:n], sample.same_operand)
+                           spec.domains(sample.args)[:n], sample.same_operand, sample.layouts[:n])
     rng = np.random.default_rng(_seed(spec.name, index))
     values = sample_values(spec, sample, [f"x{i}" for i in range(len(sample.shapes))], rng)
     if sample.same_operand:
@@ -98,9 +101,9 @@ def _op_cases(spec) -> list:
 
 # ---------------------------------------------------------------------------- Modules
 def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="",
-                state=False) -> ModuleCase:
+                state=False, offset=False) -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
-    batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
+    batches = tuple(make_batch(spec, b, seed + k, zeros, offset) for k, b in enumerate(sizes))
     resets = tuple(resets or [True] * len(sizes))
     return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer, state))
 
@@ -125,6 +128,9 @@ def _layer_cases(spec) -> list:
         for dtype in ("float64", "float32") if k == 0 else ("float64",):
             model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
             out.append(module_case(model, (2,)))
+            if spec.offset and k == 0 and dtype == "float64":   # the large-offset regime, once per dtype
+                for dt in ("float64", "float32"):
+                    out.append(module_case(dataclasses.replace(model, dtype=dt), (2,), offset=True))
     return out + [DropoutCase(run) for run in spec.alone]
 
 

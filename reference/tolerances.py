@@ -1,8 +1,9 @@
 """Judging a result against its oracle: the one comparison every suite check applies.
 
-`judge(got, want, dtype, tolerances)` takes the tolerances cheapest first (the floor of
-`reference.numerics.tolerance`, a sound lower bound, then the full one with the measured
-spread): the first under which every element passes decides, so the spread is measured
+Equal infinities are equal; pygrad's NaN, or an infinity where torch's value is finite (or
+another one), is a mismatch. `judge(got, want, dtype, tolerances)` takes the tolerances
+cheapest first (the floor of `reference.numerics.tolerance`, a sound lower bound, then the
+full one with the measured spread): the first under which every element passes decides, so the spread is measured
 only when the floor does not decide. The worst err/tol it reports is then taken against the
 floor: an upper bound of the ratio against the full tolerance, not a measurement, and said so.
 """
@@ -32,9 +33,15 @@ def judge(got, want: np.ndarray, dtype: str, tolerances) -> Judged:
         return Judged(f"shape {got.shape}, torch's {want.shape}", np.inf, False)
     if got.dtype != np.dtype(dtype):
         return Judged(f"dtype {got.dtype}, expected {dtype}", np.inf, False)
-    err = np.abs(got.astype(np.float64) - want)
-    err = np.where(np.isnan(err), np.inf, err)
     only_one = isinstance(tolerances, (list, tuple)) and len(tolerances) == 1
+    got64 = got.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got64 - want)
+    inf = np.isinf(want)
+    if inf.any():    # equal infinities are equal; nothing else passes where torch's is infinite
+        err = np.where(inf & (got64 == want), 0.0, err)
+        tolerances = (np.where(inf, 0.0, np.broadcast_to(t, want.shape)) for t in tolerances)
+    err = np.where(np.isnan(err), np.inf, err)
     drawn = []
 
     def counted():

@@ -55,6 +55,16 @@ def test_binary_same_operand_twice(op):
     compare(lambda x: op(x, x), lambda t: op(t, t), away_from_zero(3, 2, 3), seed=cot())
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-160])
+def test_div_gradient_of_the_divisor_where_its_square_leaves_the_range(scale):
+    """d(a/b)/db = -a / b**2 is an ordinary number for a ~ b ~ 1e200 (or 1e-160), although
+    b**2 overflows (underflows): the gradient must not become 0."""
+    a, b = Tensor([3.0 * scale]), Tensor([2.0 * scale])
+    (a / b).backward()
+    assert np.allclose(b.grad, -0.75 / scale, rtol=1e-14, atol=0)
+    assert np.allclose(a.grad, 0.5 / scale, rtol=1e-14, atol=0)
+
+
 @pytest.mark.parametrize("op", [
     lambda c, x: c + x, lambda c, x: c - x, lambda c, x: c * x, lambda c, x: c / x,
 ], ids=["radd", "rsub", "rmul", "rdiv"])

@@ -27,6 +27,7 @@ from reference.registry import ops as op_table
 from reference.registry.layers import LayerSpec
 from reference.registry.losses import ModuleLoss
 from reference.registry.optimizers import COMMON, OptimizerSpec
+from reference.registry.regimes import regimes_of
 from reference.registry.rules import ELEMENTWISE, F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
 from reference.runstate import session
@@ -160,8 +161,10 @@ def own_op(monkeypatch):
 
 def test_an_op_with_its_own_function_and_shape_rule_is_one_entry(own_op, gate):
     assert op_table.covers(own_op) == "toy_outer"
+    regimes = regimes_of(own_op)     # the input regimes that fit it come by construction
+    assert {"negative strides", "subnormal values"} <= set(regimes)
     assert "toy_outer" in rows() and set(row_conditions("toy_outer")) == {"float32", "1-element vector",
-                                                                        "mixed dtypes"}
+                                                                        "mixed dtypes"} | set(regimes)
     few = settings(QUIET, max_examples=200)
     for mode in ("torch", "fd"):     # the strategies of the op alone
         case = find(op_cases(own_op, mode), lambda c: c.program.ops() == ["toy_outer"], settings=few)
@@ -170,7 +173,7 @@ def test_an_op_with_its_own_function_and_shape_rule_is_one_entry(own_op, gate):
                 settings=few)
     case.run()
     cases = coverage.row_cases("toy_outer")       # the coverage pass, through the harness of a gate run
-    assert len(cases) == 5
+    assert len(cases) == 4 + len(regimes) + 1
     session.begin("cov[toy_outer]", "coverage")
     harness.run_samples(cases, "cov[toy_outer]")
     session.end("passed")
@@ -178,7 +181,7 @@ def test_an_op_with_its_own_function_and_shape_rule_is_one_entry(own_op, gate):
     stream.poll()
     summary = report.summarize(stream.records, rows(), {r: row_conditions(r) for r in rows()})
     row = next(r for r in summary.rows if r["op"] == "toy_outer")     # the report's row
-    assert row["examples"] == 5 and row["status"] == "pass" and all(row["conditions"].values()), row
+    assert row["examples"] == len(cases) and row["status"] == "pass" and all(row["conditions"].values()), row
     assert "toy_outer" in str(listing.ops_table().columns[0]._cells)    # --list
     assert "toy_outer" in str(listing.rows_table().columns[0]._cells)
 

@@ -3,6 +3,7 @@
 Each test breaks pygrad in-process (monkeypatch, as tests/test_suite_checks.py does) the way
 a real autodiff library once was, and shows the row's coverage samples catch it, with the
 condition that shows it -- and that on correct pygrad the same samples pass."""
+import dataclasses
 import sys
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 import pygrad
 from pygrad import Tensor
 from pygrad.ops._core import operand, result, unbroadcast
-from reference.checks import Mismatch
+from reference.checks import Mismatch, tensor_api
 from reference.coverage import row_cases
+from reference.programs.interpreters import run_pygrad
 from reference.registry import OPS, OPTIMIZERS
+from reference.registry.regimes import apply_layout
 
 function_module = sys.modules["pygrad.function"]
 optims = sys.modules["pygrad.optims"]
@@ -138,6 +141,52 @@ def test_new_value_that_keeps_the_gradient_is_caught(monkeypatch):
     found = _findings("tensor")
     assert found and all(m.row == "tensor" and m.check == "invariant" for m in found)
     assert all(m.conditions == {"new_value, then a pass"} for m in found)
+
+
+def test_a_random_tensor_row_example_keeps_its_inputs_layouts_in_the_check_and_the_reproducer(monkeypatch):
+    """Random programs give inputs memory layouts (registry.regimes): the tensor row's check
+    makes its inputs in them (an input's layout is a second statement of the script), and a
+    finding's reproducer replays exactly the statements up to the failure."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    from reference.generators.programs import programs
+    quiet = settings(max_examples=500, derandomize=True, database=None, phases=[Phase.generate],
+                     suppress_health_check=list(HealthCheck))
+    keeps_grad = (Tensor, "new_value", lambda self, x: setattr(self, "value", x))
+
+    def helpers(case):
+        modes = ("new_value",) * len(case.program.learnable_inputs())
+        return dataclasses.replace(case, check="helpers", helpers=modes, fd=False)
+
+    def found(case):
+        try:
+            helpers(case).run()
+        except Mismatch as m:
+            return m
+        return None
+    monkeypatch.setattr(*keeps_grad)
+    case = helpers(find(programs(min_ops=1, max_ops=3), lambda c: c.program.inputs[0].layout
+                        and c.program.inputs[0].learnable and found(c) is not None, settings=quiet))
+    first = case.program.inputs[0]
+    seen = {}
+
+    def first_pass(prog, values, inputs=None):     # records what the program's first input holds
+        seen.setdefault("value", inputs[first.name].value)
+        return run_pygrad(prog, values, inputs)
+    monkeypatch.setattr(tensor_api, "run_pygrad", first_pass)
+    reproducer = found(case).reproducer
+    view = apply_layout(first.layout, np.asarray(case.values[first.name], dtype=first.dtype))
+    assert seen["value"].strides == view.strides and seen["value"].flags.writeable == view.flags.writeable
+    tensors = [i for i in case.program.inputs if i.role != "array"]     # each made once, before the first pass
+    assert reproducer.count(" = pygrad.array(") == len(tensors) and " = Tensor(" not in reproducer
+    assert f"\n    {first.name}.value = " in reproducer
+    env: dict = {}
+    exec(compile(reproducer, "<reproducer>", "exec"), env)
+    test_fn = next(fn for key, fn in env.items() if key.startswith("test_"))
+    with pytest.raises(AssertionError):
+        test_fn()
+    monkeypatch.undo()
+    case.run()
+    test_fn()
 
 
 def test_a_value_setter_that_drops_the_gradient_is_caught(monkeypatch):

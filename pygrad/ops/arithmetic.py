@@ -76,7 +76,9 @@ def div(a, b) -> Tensor:
         if na:
             a._add_grad(unbroadcast(g / bv, av))
         if nb:
-            b._add_grad(unbroadcast(-g * av / (bv * bv), bv))
+            # -g a / b**2 as -g (a / b) / b: b**2 would overflow (underflow) where the
+            # gradient is an ordinary number
+            b._add_grad(unbroadcast(-g * value / bv, bv))
     return result(value, (a, b), backward)
 
 

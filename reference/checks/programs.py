@@ -180,7 +180,8 @@ class _AloneReplays:
 def _alone(prog: Program, env, oracle: Oracle, c: Node) -> tuple:
     """(program, values): node `c` alone on pygrad's operand values, with torch's cotangent."""
     names = list(dict.fromkeys(c.operands))
-    inputs = [Input(o, prog.shape(o), prog.dtype(o)) for o in names]
+    inputs = [Input(o, prog.shape(o), prog.dtype(o), layout=prog.input(o).layout if prog.is_input(o) else "")
+              for o in names]
     mini, cots = with_loss(inputs, [Node("v_" + c.name, c.op, tuple(c.operands), c.args)])
     vals = {o: np.array(getattr(env[o], "value", env[o])) for o in names}
     vals[cots[0]] = oracle.grads(0)[c.name].astype(prog.dtype(c.name))

@@ -3,7 +3,8 @@
 `check_tensor_api(prog, values, seed, modes)`:
 
 1. the inputs are made with `pygrad.array(...)`, which must give what `Tensor(...)` gives
-   (value, dtype, shape, label, learnable, leaf);
+   (value, dtype, shape, label, learnable, leaf); an input in a memory layout gets it as every
+   op row's does (`x.value = view`: `registry.regimes`);
 2. forward and `backward()`: values and gradients against torch (the ordinary findings);
 3. on every tensor: `shape`, `dtype`, `ndim`, `size`, `len()` describe its value; `numpy()`
    is the value; `item()` of a one-element tensor is its entry as a Python float; `detach()`
@@ -40,6 +41,7 @@ from reference.oracles.oracle import Oracle
 from reference.programs import printer
 from reference.programs.graph import Program
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
+from reference.registry.regimes import apply_layout
 from reference.registry.tensor_row import TENSOR_ROW, TensorUse, tensor_conditions
 from reference.tolerances import judge
 
@@ -78,12 +80,14 @@ def script(prog: Program, values, modes: tuple) -> list:
 
 
 def _script(prog: Program, values, modes: tuple, array: bool = True) -> tuple:
-    """(statements, {learnable input: the number of statements up to its change}); the
-    inputs made with pygrad.array, or with Tensor(...) when not `array`."""
-    code = printer.program_code(prog, values, backward=False).splitlines()
-    n_in = len(prog.inputs)
-    inputs = [line.replace(" = Tensor(", " = pygrad.array(", 1) if array else line for line in code[:n_in]]
-    nodes = code[n_in:]
+    """(statements, {learnable input: the number of statements up to its change}, the number
+    of statements that make the inputs); the inputs made with pygrad.array, or with
+    Tensor(...) when not `array`, then given their memory layout."""
+    inputs = []
+    for i in prog.inputs:
+        made = printer.input_code(i, values[i.name]).splitlines()
+        inputs += [made[0].replace(" = Tensor(", " = pygrad.array(", 1) if array else made[0]] + made[1:]
+    nodes = [printer.node_code(n) for n in prog.nodes]
     lines = inputs + nodes + [f"{prog.root}.backward()"]
     changed = new_values(prog, values, modes)
     upto = {}
@@ -93,7 +97,7 @@ def _script(prog: Program, values, modes: tuple, array: bool = True) -> tuple:
                   "reset": [f"{name}.reset_grad()"],
                   "set_grad": [f"{name}.grad = np.full({prog.shape(name)!r}, {GRAD!r})"]}.get(mode, [])
         upto[name] = len(lines)
-    return lines + nodes + [f"{prog.root}.backward(reset_grad=False)"], upto
+    return lines + nodes + [f"{prog.root}.backward(reset_grad=False)"], upto, len(inputs)
 
 
 class _Check:
@@ -101,14 +105,14 @@ class _Check:
 
     def __init__(self, prog, values, modes):
         self.prog, self.values, self.modes = prog, values, modes
-        self.lines, self.upto = _script(prog, values, modes)
+        self.lines, self.upto, self.n_inputs = _script(prog, values, modes)
         self.conds = frozenset(conditions(prog, modes))
         self.parts = Parts()
 
     def without_array(self) -> None:
         """pygrad.array made an input wrongly: the example goes on with Tensor(...)'s inputs,
         and so do the reproducers of its other findings."""
-        self.lines, _ = _script(self.prog, self.values, self.modes, array=False)
+        self.lines, _, _ = _script(self.prog, self.values, self.modes, array=False)
 
     def _test(self, check: str, upto: int | None, asserts=()) -> str:
         body = self.lines[:upto] if upto is not None else list(self.lines)
@@ -138,16 +142,19 @@ class _Check:
 
 def _made_with_array(chk: _Check) -> dict:
     """The program's inputs made with pygrad.array, each compared with Tensor(...); from the
-    first that differs (or raises) on, Tensor(...)'s."""
+    first that differs (or raises) on, Tensor(...)'s. Each then holds its value in its
+    memory layout (`x.value = view`, as the script says)."""
     import pygrad
-    env, n_in, right = {}, len(chk.prog.inputs), True
+    env, n_in, right = {}, chk.n_inputs, True
     for i in chk.prog.inputs:
         v = np.asarray(chk.values[i.name], dtype=i.dtype)
         if i.role == "array":
-            env[i.name] = v
+            env[i.name] = apply_layout(i.layout, v)
             continue
         kw = {"label": i.name, "dtype": i.dtype, "learnable": i.learnable, "leaf": i.leaf}
         env[i.name] = twin = pygrad.Tensor(v, **kw)
+        if i.layout:
+            twin.value = apply_layout(i.layout, v)
         if not right:
             continue
         with chk.parts.part() as made:
@@ -160,6 +167,9 @@ def _made_with_array(chk: _Check) -> dict:
                          f"{i.name} = pygrad.array(...)", f"assert np.array_equal({i.name}.value, Tensor("
                          f"{i.name}.value, dtype={i.name}.dtype).value)", "pygrad.array is Tensor(...)", n_in,
                          frozenset())
+            if i.layout:
+                chk.pygrad(lambda: setattr(t, "value", apply_layout(i.layout, v)), f"{i.name}.value = a view",
+                           "Tensor.value=", n_in, frozenset())
             env[i.name] = t
         if made.failed:
             right = False
@@ -324,7 +334,7 @@ def check_tensor_api(prog: Program, values, seed: int, modes: tuple) -> Outcome:
     distinct failure."""
     chk = _Check(prog, values, modes)
     parts, out = chk.parts, Outcome()
-    n_first = len(prog.inputs) + len(prog.nodes) + 1        # statements up to the first backward()
+    n_first = chk.n_inputs + len(prog.nodes) + 1        # statements up to the first backward()
     oracle = Oracle(prog, values, seed)
     env = _made_with_array(chk)
     found = len(parts.found)

@@ -44,8 +44,8 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
     return ModuleSpec(shape, tuple(complete(layers, acts, loss)), loss=loss, dtype=dtype)
 
 
-def _batches(spec, sizes, seed, zeros):
-    return tuple(make_batch(spec, b, seed + 1 + k, zeros) for k, b in enumerate(sizes))
+def _batches(spec, sizes, seed, zeros, offset=False):
+    return tuple(make_batch(spec, b, seed + 1 + k, zeros, offset) for k, b in enumerate(sizes))
 
 
 @st.composite
@@ -65,8 +65,10 @@ def module_cases(draw, step: bool = False):
         optimizer = (name, draw(OPTIMIZERS[name].strategy()))
     zeros = draw(st.sampled_from([0.0, 0.3]))
     state = draw(st.booleans())
+    first = spec.layers[0].spec if spec.layers else None
+    offset = draw(st.sampled_from([False] + [True] * bool(first and first.offset)))   # a normalising first layer
     seed = draw(st.integers(0, 2 ** 16))
-    batches = _batches(spec, sizes, seed, zeros)
+    batches = _batches(spec, sizes, seed, zeros, offset)
     noise = oracle_seed(spec, seed, resets, optimizer, state, *[a for b in batches for a in b])
     return ModuleCase(ModuleCalls(spec, seed, batches, resets, noise, optimizer, state))
 

@@ -8,9 +8,16 @@ pygrad). Shrinking therefore simplifies the program before the numbers.
 
 Shapes and arguments come from each entry's shape rule (`OpSpec.rule`): `operands` for an op
 alone, `fits`/`plan` to apply an op to an existing node of a program (the anchor).
+
+The input regimes (`reference.registry.regimes`) are drawn as structure too, each from a
+list whose first entry is the plain regime (so shrinking goes there): coinciding sizes
+(an op alone, a program's first input), every input's memory layout, a magnitude regime
+for an op alone (torch mode) and a large offset with a small spread for a program's inputs
+that feed a reduction or normalisation (torch mode).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -20,7 +27,9 @@ from hypothesis import strategies as st
 
 from reference.cases import ProgramCase
 from reference.programs.graph import Input, Node, Program, node_layout, with_loss
-from reference.registry import DTYPES, OPS
+from reference.registry import DTYPES, OPS, Infeasible, Sample
+from reference.registry.regimes import (SHAPE_FORMS, coincide, has_scale, layouts_for, magnitude_values,
+                                        magnitudes_for, refit, with_offset)
 from reference.registry.rules import MAX_SIZE
 from reference.value_strategies import WIDE, values
 
@@ -64,6 +73,7 @@ def op_cases(draw, spec, mode: str = "torch", dtype: str | None = None):
     fd = mode == "fd"
     dtype = dtype or draw(st.sampled_from(DTYPES))
     shapes, args = draw(spec.rule.operands(spec, fd, dtype))
+    shapes, args = _coincide(draw, spec, shapes, args, fd)
     dtypes = [dtype] * len(shapes)
     if len(shapes) == 2 and draw(st.integers(0, 3)) == 0:   # operands of different float dtypes
         k = draw(st.integers(0, 1))
@@ -71,12 +81,16 @@ def op_cases(draw, spec, mode: str = "torch", dtype: str | None = None):
     domains = spec.domains(args)
     roles = [draw(st.sampled_from(["input", "weight"] + (["constant"] + ["array"] * spec.array_operands if k else [])))
              for k in range(len(shapes))]
-    inputs = [Input(f"x{i}", tuple(s), dtypes[i], roles[i], domains[i]) for i, s in enumerate(shapes)]
+    inputs = [Input(f"x{i}", tuple(s), dtypes[i], roles[i], domains[i], draw(_layout(s))) for i, s in enumerate(shapes)]
+    magnitude = draw(st.sampled_from([""] + magnitudes_for(spec, fd)))
     prog, _ = with_loss(inputs, [Node(f"v{len(inputs)}", spec.name, tuple(i.name for i in inputs), args)])
     vals = _values_of(draw, prog, mode, zeros=spec.exact_kinks == "zeros")
     if spec.wide_range and mode == "torch" and draw(st.integers(0, 2)) == 0:
         # beyond exp's range: the ops' large-input paths (max-shift, saturation)
         vals = {k: (np.asarray(v * WIDE, dtype=v.dtype) if prog.input(k).learnable else v) for k, v in vals.items()}
+    elif magnitude and has_scale(spec, magnitude, args, shapes, dtypes):
+        moved = magnitude_values(spec, magnitude, args, shapes, dtypes, [vals[i.name] for i in inputs])
+        vals.update({i.name: np.asarray(a, dtype=i.dtype) for i, a in zip(inputs, moved)})
     return ProgramCase(prog, vals, oracle_seed(prog.nodes, *[vals[k] for k in sorted(vals)]), fd=fd, require_fd=fd)
 
 
@@ -94,6 +108,9 @@ def programs(draw, dtype: str | None = None, form: str = "dag", min_ops: int = 2
     first_spec = OPS[draw(st.sampled_from(names))]
     first = tuple(draw(first_spec.rule.anchors(first_spec, fd).filter(
         lambda s: first_spec.rule.fits(first_spec, s, "pos"))))
+    form = draw(st.sampled_from([""] + SHAPE_FORMS))
+    if form and first_spec.rule.fits(first_spec, coincide([first], form)[0], "pos"):
+        first = coincide([first], form)[0]      # coinciding sizes from the first input on
     dom0 = draw(st.sampled_from(["real", "pos"]))
     inputs = [Input(f"x{next(counter)}", first, dtype, draw(st.sampled_from(["input", "weight"])), dom0)]
     layout = {inputs[0].name: (first, dtype)}
@@ -143,9 +160,36 @@ def programs(draw, dtype: str | None = None, form: str = "dag", min_ops: int = 2
         signs[node.name] = spec.sign([signs[o] for o in operands], spec.all_args(p.args))
     if not nodes:
         nodes.append(Node(f"v{next(counter)}", "neg", (inputs[0].name,), {}))
+    inputs = [dataclasses.replace(i, layout=draw(_layout(i.shape))) for i in inputs]
+    fed = {o for n in nodes if OPS[n.op].offset for o in n.operands}
+    offset = draw(st.sampled_from([""] + (["large offset, small spread"] if fed and not fd else [])))
     prog, _ = with_loss(inputs, nodes)
     vals = _values_of(draw, prog, mode)
+    for i in inputs:
+        if offset and i.name in fed and i.learnable and i.domain in ("real", "pos"):
+            vals[i.name] = np.asarray(with_offset(vals[i.name], i.dtype, i.domain), dtype=i.dtype)
     return ProgramCase(prog, vals, oracle_seed(prog.nodes, *[vals[k] for k in sorted(vals)]), fd=True)
+
+
+def _layout(shape):
+    """An input's memory layout: C-contiguous first, then those that change something."""
+    return st.sampled_from([""] + layouts_for(shape))
+
+
+def _coincide(draw, spec, shapes, args, fd: bool) -> tuple:
+    """(shapes, args), maybe with coinciding sizes (`regimes.coincide`, the rule re-fitting
+    its arguments); kept as drawn where the op refuses them."""
+    forms = [f for f in SHAPE_FORMS if not (fd and f == "ones" and spec.fd_min_side > 1)]
+    form = draw(st.sampled_from([""] + forms))
+    if not form:
+        return shapes, args
+    try:
+        fitted = refit(spec, Sample(coincide(shapes, form), args))
+    except Infeasible:
+        return shapes, args
+    if math.prod(math.prod(s) for s in fitted.shapes) > MAX_SIZE ** 2:
+        return shapes, args
+    return [tuple(s) for s in fitted.shapes], dict(fitted.args)
 
 
 def _reuse(draw, layout, signs, anchor, need, broadcast, dom, form, exclude=()):

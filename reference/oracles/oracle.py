@@ -18,19 +18,29 @@ is a sound lower bound of the tolerance: an error within it passes whatever the 
 `Oracle` runs the perturbed runs only when some element exceeds that floor (the verdicts
 are the same; a row's "err/tol" is then measured against the floor, an upper bound).
 
-Examples the oracles cannot judge raise `InvalidExample` (the strategies draw another):
-non-finite or huge (> 1e8) values or gradients, and -- when the perturbed runs are needed --
-values that underflow their dtype, that a rounding-size perturbation makes non-finite, kinks that sit
-within the rounding noise of their input (0 < |s| <= SAFETY * spread(s)), where two correct
-implementations may take different branches, or that a perturbed run crosses.
+Infinities are judged by equality (pygrad must give the same one; the perturbed runs must
+too). Examples the oracles cannot judge raise `InvalidExample` (the strategies draw another):
+a NaN value or gradient; a finite one beyond half its dtype's largest number (the float64
+oracle cannot follow a narrower dtype's overflow, nor rounding a value at the range's edge);
+an op that forms larger intermediates than its results (`OpSpec.overflow_inside`: partial
+sums, squares, products) with an operand beyond twice its overflow scale, where its error
+model ends; and -- when the perturbed runs are needed -- values that a rounding-size
+perturbation makes non-finite, kinks that sit within the rounding noise of their input
+(0 < |s| <= SAFETY * spread(s)), where two correct implementations may take different
+branches, or that a perturbed run crosses. Underflow is part of the error model (an absolute
+error of u * tiny wherever an op rounds, `oracles.torch_run`), not a reason to reject.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from reference.numerics import MAX_MAGNITUDE, RUNS, SAFETY, tiny, tolerance
+from reference.registry.regimes import regime_dtype
 from reference.oracles import torch_run
 from reference.programs.graph import Program
+
+
+JUDGED = 0.5   # the fraction of a dtype's range in which the oracle judges results (see validate)
 
 
 class InvalidExample(Exception):
@@ -84,7 +94,6 @@ class Oracle:
         "loss": float}. Computed once, on first need."""
         if self._spread is None:
             prog = self.prog
-            validate(prog, self.ref, underflow=True)
             noise = torch_run.Noise(np.random.default_rng(self.seed), frozenset(prog.dtypes))
             with np.errstate(all="ignore"):
                 runs = [torch_run.run_torch(prog, self.values_in, noise, backward_passes=self.passes,
@@ -95,7 +104,9 @@ class Oracle:
                 exact = get(self.ref)[name]
                 s = np.zeros_like(exact)
                 for r in runs:
-                    s = np.maximum(s, noise.scale * np.abs(get(r)[name] - exact))
+                    got = get(r)[name]
+                    s = np.maximum(s, np.where(np.isinf(exact) & (got == exact), 0.0,
+                                               noise.scale * np.abs(got - exact)))
                 if not np.all(np.isfinite(s)):
                     raise InvalidExample(f"a rounding-size perturbation makes {name} non-finite")
                 return s
@@ -109,18 +120,31 @@ class Oracle:
 
 
 def validate(prog: Program, ref, underflow: bool = False) -> None:
-    """InvalidExample unless every value and gradient of the exact run is finite and at most
-    MAX_MAGNITUDE (and, with `underflow`, does not underflow its dtype: checked only where
-    the floor did not decide, since a value of pygrad's dtype flushed to 0 is within it)."""
+    """InvalidExample unless the oracle can judge every value and gradient of the exact run
+    (see the module docstring). `underflow`: also reject what a trajectory's perturbed runs
+    cannot follow (the training check, whose noise model has no underflow term): values
+    beyond MAX_MAGNITUDE or below 1e6 tiny."""
     for kind, table in [("value", ref.values)] + [("gradient", h) for h in ref.history]:
         for name, a in table.items():
-            if not np.all(np.isfinite(a)):
-                raise InvalidExample(f"torch's {kind} of {name} is not finite")
             m = np.abs(a)
-            if np.any(m > MAX_MAGNITUDE):
-                raise InvalidExample(f"torch's {kind} of {name} exceeds {MAX_MAGNITUDE:g}")
-            if underflow and np.any((m > 0) & (m < 1e6 * tiny(prog.dtype(name)))):
-                raise InvalidExample(f"torch's {kind} of {name} underflows {prog.dtype(name)}")
+            top = float(np.max(m, initial=0.0))
+            if top != top:
+                raise InvalidExample(f"torch's {kind} of {name} is NaN")
+            dtype = prog.dtype(name)
+            limit = float(np.finfo(dtype).max) * JUDGED
+            if top > limit and np.any(np.isfinite(m) & (m > limit)):
+                raise InvalidExample(f"torch's {kind} of {name} is beyond the range of {dtype}")
+            if underflow and (top > MAX_MAGNITUDE or np.any((m > 0) & (m < 1e6 * tiny(dtype)))):
+                raise InvalidExample(f"torch's {kind} of {name} is outside what a trajectory can judge")
+    for n in prog.nodes:
+        spec = n.spec
+        if spec.overflow_inside and spec.overflow is not None:
+            shapes = [prog.shape(o) for o in n.operands]
+            s = spec.overflow(regime_dtype([prog.dtype(o) for o in n.operands]), spec.all_args(n.args), shapes,
+                              headroom=JUDGED)
+            top = max(float(np.max(np.abs(ref.values[o]), initial=0.0)) for o in n.operands)
+            if top > 2 * s * (1 + 2 ** -20):
+                raise InvalidExample(f"an operand of {n.name} ({n.op}) is beyond its overflow scale")
 
 
 def classify_kinks(prog: Program, ref, runs, scale: float) -> None:

@@ -7,7 +7,11 @@ output is multiplied by (1 + r out_ulps u) and shifted by r u out_abs, the gradi
 at each operand is shifted by r u bwd_abs, and every edge's gradient contribution is
 multiplied by (1 + r GRAD_ULPS u) before it is accumulated -- the registry's rounding-error
 model at the unit roundoff u of the dtype each op computes in, with r independent standard
-normal factors. How far the perturbed runs land from the exact run (the *spread*) measures
+normal factors. Gradual underflow adds an absolute error of up to u * tiny to every rounded
+result (tiny the dtype's smallest normal number): every nonzero output of an op that rounds,
+and every nonzero gradient contribution, is also shifted by r u tiny (exact zeros stay), and
+the gradient reaching an operand of an op that rounds by r u tiny sum|g_out| (its derivative
+underflows too, and the cotangent multiplies that error). How far the perturbed runs land from the exact run (the *spread*) measures
 how much rounding this very example can amplify; `reference.oracles.oracle` turns it
 into tolerances. `backward_passes > 1` replays `backward(reset_grad=False)`:
 `torch.autograd.backward([root, *intermediates], [ones, *previous_grads])`.
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference.numerics import INJECT_MIN, U, U64
+from reference.numerics import INJECT_MIN, U, U64, tiny
 from reference.programs.graph import Program
 
 GRAD_ULPS = 4          # rounding of every gradient accumulation, in ulps
@@ -102,6 +106,9 @@ def run_torch(prog: Program, values, noise: Noise | None = None, backward_passes
             if spec.out_abs is not None:
                 mag = np.broadcast_to(spec.out_abs(np_ops, as_array(raw), args), tuple(raw.shape))
                 out = out + as_tensor(u * mag * noise.factors(mag.shape))
+            if spec.out_ulps or spec.out_abs is not None:
+                out = out + _underflow(raw, dtype, u, noise)
+                _hook_underflow(ops, raw, dtype, u, noise)
             if spec.bwd_abs is not None:
                 _hook_bwd(spec, args, ops, np_ops, raw, u, noise)
         if n.name in stops:
@@ -132,8 +139,30 @@ def _edge(o, dtype: str, rel: float, noise: Noise):
     e = o * (1 + rel * as_tensor(noise.factors(shape))) if rel else o * 1.0
     r = as_tensor(noise.factors(shape))
     u = noise.unit(dtype)
-    e.register_hook(lambda g: g * (1 + GRAD_ULPS * u * r))
+    e.register_hook(lambda g: g * (1 + GRAD_ULPS * u * r) + GRAD_ULPS * _underflow(g, dtype, u, noise))
     return e
+
+
+def _underflow(t: torch.Tensor, dtype: str, u: float, noise: Noise) -> torch.Tensor:
+    """r u tiny(dtype) where `t` is nonzero: the absolute error of gradual underflow."""
+    shape = tuple(t.shape)
+    return as_tensor(u * tiny(dtype) * noise.factors(shape) * (as_array(t) != 0))
+
+
+def _hook_underflow(ops, raw, dtype: str, u: float, noise: Noise) -> None:
+    """The op's derivatives are computed too, and one that underflows (exp's at -100 in
+    float32) carries an absolute error of u tiny, times the cotangent: shift each nonzero
+    gradient reaching an operand by r u tiny sum|g_out| (a bound of that error)."""
+    if not raw.requires_grad:
+        return
+    box = {}
+
+    def keep(g):
+        box["g"] = float(g.abs().sum())
+    raw.register_hook(keep)
+    for o in ops:
+        if o.requires_grad:
+            o.register_hook(lambda g: g + box["g"] * _underflow(g, dtype, u, noise))
 
 
 def _hook_bwd(spec, args, ops, np_ops, raw, u, noise):

@@ -21,7 +21,8 @@ def use_of(prog: Program, node: Node, values: dict | None) -> Use:
                args=spec.all_args(node.args),
                values=None if values is None else tuple(np.asarray(values[o]) for o in node.operands),
                same_operand=len(node.operands) == 2 and node.operands[0] == node.operands[1],
-               roles=tuple(prog.input(o).role if prog.is_input(o) else "node" for o in node.operands))
+               roles=tuple(prog.input(o).role if prog.is_input(o) else "node" for o in node.operands),
+               layouts=tuple(prog.input(o).layout if prog.is_input(o) else "" for o in node.operands))
 
 
 def node_conditions(prog: Program, node: Node, values: dict | None) -> frozenset:

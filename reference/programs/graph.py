@@ -154,12 +154,15 @@ def with_loss(inputs: list, nodes: list) -> tuple:
     return Program(tuple(inputs), tuple(nodes), root=total), cots
 
 
-def single_op(op: str, shapes, args=None, dtypes=None, roles=None, domains=None, same_operand=False) -> tuple:
-    """(Program, cotangents): one op applied to fresh inputs x0, x1 (or x0 twice)."""
+def single_op(op: str, shapes, args=None, dtypes=None, roles=None, domains=None, same_operand=False,
+              layouts=()) -> tuple:
+    """(Program, cotangents): one op applied to fresh inputs x0, x1 (or x0 twice), pygrad's
+    operands in `layouts` ("" = C-contiguous)."""
     n = 1 if same_operand else len(shapes)
     dtypes = dtypes or ("float64",) * n
     roles = roles or ("input",) * n
     domains = domains or ("real",) * n
-    inputs = [Input(f"x{i}", tuple(shapes[i]), dtypes[i], roles[i], domains[i]) for i in range(n)]
+    layouts = tuple(layouts) + ("",) * (n - len(layouts))
+    inputs = [Input(f"x{i}", tuple(shapes[i]), dtypes[i], roles[i], domains[i], layouts[i]) for i in range(n)]
     operands = ("x0", "x0") if same_operand else tuple(i.name for i in inputs)
     return with_loss(inputs, [Node(f"v{n}", op, operands, dict(args or {}))])

@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from reference.programs.graph import Program
+from reference.registry.regimes import apply_layout
 
 
 class PygradRaised(Exception):
@@ -37,11 +38,21 @@ class Progress:
 
 
 def make_inputs(prog: Program, values: Mapping) -> dict:
-    """name -> the pygrad operand of every input: a Tensor, or a plain array (role `array`)."""
+    """name -> the pygrad operand of every input: a Tensor, or a plain array (role `array`),
+    holding its values in the input's memory layout (assigned to `.value`: the constructor
+    copies into a fresh contiguous array)."""
     from pygrad import Tensor
-    return {i.name: np.asarray(values[i.name], dtype=i.dtype) if i.role == "array" else
-            Tensor(values[i.name], label=i.name, dtype=i.dtype, learnable=i.learnable, leaf=i.leaf)
-            for i in prog.inputs}
+    out = {}
+    for i in prog.inputs:
+        a = np.asarray(values[i.name], dtype=i.dtype)
+        if i.role == "array":
+            out[i.name] = apply_layout(i.layout, a)
+            continue
+        t = Tensor(a, label=i.name, dtype=i.dtype, learnable=i.learnable, leaf=i.leaf)
+        if i.layout:
+            t.value = apply_layout(i.layout, a)
+        out[i.name] = t
+    return out
 
 
 def run_pygrad(prog: Program, values: Mapping, inputs: dict | None = None) -> dict:

@@ -24,6 +24,7 @@ from reference.numerics import DTYPES
 from reference.programs.graph import Input, Node, Program
 from reference.registry import MODULE_LOSSES, Layer, SpecError
 from reference.registry.layers import completing
+from reference.registry.regimes import with_offset
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,10 @@ def build(spec: ModuleSpec, seed: int) -> tuple:
     return model, refs
 
 
-def make_batch(spec: ModuleSpec, batch: int, seed, zeros: float = 0.0) -> tuple:
-    """(x, target) float64 arrays for `batch` samples: x standard normal, the target from
-    the loss's entry.
+def make_batch(spec: ModuleSpec, batch: int, seed, zeros: float = 0.0, offset: bool = False) -> tuple:
+    """(x, target) float64 arrays for `batch` samples: x standard normal (moved by the
+    large offset of its dtype with `offset`: registry regimes), the target from the loss's
+    entry.
 
     `zeros`: the probability that an entry of x, and separately a whole row of x (its last
     axis), is exactly 0. A zero row through a bias-free Linear (a zero patch through a
@@ -174,6 +176,8 @@ def make_batch(spec: ModuleSpec, batch: int, seed, zeros: float = 0.0) -> tuple:
     if zeros:
         x[rng.random(x.shape) < zeros] = 0.0
         x[rng.random(x.shape[:-1]) < zeros] = 0.0
+    if offset:
+        x = with_offset(x, spec.dtype, "real")
     return x, MODULE_LOSSES[spec.loss].target(rng, (batch,) + acts[-1])
 
 

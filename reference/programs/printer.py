@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from reference.registry.functions import definitions_for
+from reference.registry.regimes import layout_code
 
 HEADER = "import numpy as np\nfrom numpy import array, float32, float64, inf, nan, s_\n"
 
@@ -24,7 +25,7 @@ def _close(what, got, dtype, want, tol):
     got = np.asarray(got)
     assert got.shape == np.shape(want), f"{what}: shape {got.shape}, expected {np.shape(want)}"
     assert got.dtype == dtype, f"{what}: dtype {got.dtype}, expected {np.dtype(dtype)}"
-    err = np.abs(got.astype(float64) - want)
+    err = np.where(np.isinf(want) & (got == want), 0.0, np.abs(got.astype(float64) - want))
     assert np.all(err <= tol), f"{what}: max |error| {np.max(err):.3g} exceeds the tolerance"
 '''
 
@@ -112,13 +113,19 @@ def node_code(n) -> str:
 
 
 def input_code(inp, value) -> str:
+    """The statement(s) that make an input: its values, then its memory layout (a view
+    assigned to `.value`, which keeps it; the constructor would copy)."""
+    literal_ = array_literal(np.asarray(value, dtype=inp.dtype))
     if inp.role == "array":
-        return f"{inp.name} = {array_literal(np.asarray(value, dtype=inp.dtype))}"
+        return f"{inp.name} = {layout_code(inp.layout, literal_)}"
     extra = "" if inp.dtype == "float64" else f", dtype={inp.dtype}"
     if not inp.learnable:
         extra += ", learnable=False"
     extra += ", leaf=True" if inp.leaf else ""
-    return f"{inp.name} = Tensor({array_literal(np.asarray(value, dtype=inp.dtype))}, label={inp.name!r}{extra})"
+    code = f"{inp.name} = Tensor({literal_}, label={inp.name!r}{extra})"
+    if inp.layout:
+        code += f"\n{inp.name}.value = {layout_code(inp.layout, inp.name + '.value')}"
+    return code
 
 
 def program_code(prog, values: Mapping, backward: bool = True) -> str:

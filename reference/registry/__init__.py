@@ -19,6 +19,7 @@ from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
 from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
 from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
+from reference.registry.regimes import REGIMES
 from reference.registry.spec import (Condition, ErrorInput, Infeasible, OpSpec, Plan, Sample, Use, axes_of,
                                      count_of)
 from reference.registry.tensor_row import TENSOR_CONDITIONS, TENSOR_ROW
@@ -58,6 +59,7 @@ def ops_of_row(row: str) -> list:
 
 
 __all__ = ["OPS", "LOSS_OPS", "MODULE_LOSSES", "LAYERS", "OPTIMIZERS", "COVERS", "DTYPES", "U", "MODULE_ROW",
-           "ENGINE_ROW", "TENSOR_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec", "LayerUse", "ModuleLoss", "OpSpec",
+           "ENGINE_ROW", "REGIMES", "TENSOR_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec",
+           "LayerUse", "ModuleLoss", "OpSpec",
            "OptimizerSpec", "Plan", "Sample", "SpecError", "TrainUse", "Use", "axes_of", "count_of", "rows",
            "row_conditions", "spec_of", "op_rows", "ops_of_row"]

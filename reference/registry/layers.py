@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
+from reference.registry.regimes import offset_input_condition
 from reference.registry.spec import Condition
 
 
@@ -61,6 +62,7 @@ class LayerUse:
     batches: tuple        # batch sizes of the calls
     dtype: str
     mode: str = "eval"    # Dropout: "eval" (inside a Module) or "training"
+    offset: bool = False  # its input is the Module's, with a large offset and a small spread
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ class LayerSpec:
     kink_at_zero: bool = False
     keeps_zero_rows: Callable = lambda layer: False
     completes: str = ""
+    offset: bool = False
+
+    def __post_init__(self):
+        if self.offset:   # it normalises: the large-offset input regime (registry regimes)
+            object.__setattr__(self, "conditions", tuple(self.conditions) + (offset_input_condition(),))
 
     @property
     def row(self) -> str:
@@ -311,7 +318,7 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: torch.softmax(h, dim=layer.get("axis")),
               samples=((Layer.make("softmax", axis=-1), (2, 3)), (Layer.make("softmax", axis=1), (3, 2))),
               conditions=(_BATCH, Condition("non-last axis", lambda u: u.layer.get("axis") % (len(u.shape) + 1)
-                                            != len(u.shape))), probabilities=True),
+                                            != len(u.shape))), probabilities=True, offset=True),
     LayerSpec("addnorm", "AddNorm", draw=_addnorm_draw, out_shape=_addnorm_out,
               code=lambda layer, shape, dtype, name: f"AddNorm(gain={layer.get('gain')!r}, "
                                                      f"bias={layer.get('shift')!r}, epsilon={layer.get('epsilon')!r})",
@@ -320,7 +327,8 @@ _LIST = [
               samples=((Layer.make("addnorm", skip=None, gain=1.0, shift=0.0, epsilon=1e-5), (2, 3)),
                        (Layer.make("addnorm", skip=0, gain=2.0, shift=0.25, epsilon=1e-5), (2, 4))),
               conditions=(_BATCH, Condition("skip from an earlier activation", lambda u: u.layer.get("skip") is not None),
-                          Condition("gain or bias", lambda u: u.layer.get("gain") != 1 or u.layer.get("shift") != 0))),
+                          Condition("gain or bias", lambda u: u.layer.get("gain") != 1 or u.layer.get("shift") != 0)),
+              offset=True),
     LayerSpec("dropout", "Dropout", draw=lambda shape, earlier: st.just(Layer.make("dropout", rate=0.1)),
               out_shape=_same, code=lambda layer, shape, dtype, name: f"Dropout(rate={layer.get('rate')!r})",
               call_args=lambda layer, acts: ", training=False",

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
+from reference.registry.op_models import exp_inside_overflow
 from reference.registry.rules import F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
 from reference.value_strategies import simplex_rows
@@ -224,7 +225,7 @@ class BinaryCrossEntropyRule(Rule):
 CCE = OpSpec(name="CCELoss", arity=2, code="CCELoss()({0}, {1}{targs})", torch=torch_cce, numpy=numpy_cce,
              rule=CrossEntropyRule(), kwargs=("mask",), defaults={"mask": False},
              domain=lambda args: ("real", "simplex"), kinks=_cce_kinks, out_abs=_cce_out_abs, bwd_abs=_cce_bwd_abs,
-             computes_in=lambda dtypes: dtypes[0],
+             computes_in=lambda dtypes: dtypes[0], overflow=exp_inside_overflow, offset=True,
              in_programs=False, array_operands=False, row="loss:CCELoss",
              notes="logits (B, n, w); one-hot or probability targets; mask=True ignores padding rows")
 BCE = OpSpec(name="BCELoss", arity=2, code="BCELoss()({0}, {1})", torch=torch_bce, numpy=numpy_bce,

@@ -282,3 +282,99 @@ def zero_bases(rng):
 def relu_kinks(operands, args):
     (x,) = operands
     return [(x, x == 0)]
+
+
+# ---------------------------------------------------------------------------- magnitudes
+# Thresholds of the error model, each (dtype, args, shapes, headroom) -> the scale of the
+# inputs near which a computation overflows (or underflows); see OpSpec and
+# `reference.registry.regimes`. `headroom`: the fraction of the dtype's largest number the
+# results may reach -- HEADROOM for the regimes' draws, what the oracle accepts for its
+# judgement (`oracles.oracle.validate`: half).
+HEADROOM = 2.0 ** -12     # under the dtype's largest number: what a program's loss may add
+
+
+def room(dtype, n: int = 1, headroom: float = HEADROOM) -> float:
+    """The largest magnitude an op's result may reach: `headroom` times the dtype's largest
+    number, shared by the `n` entries a program's loss sums (each times a cotangent below
+    2), so that the loss of an example stays finite."""
+    return float(np.finfo(dtype).max) * headroom / (2 * max(int(n), 1))
+
+
+def tiny_of(dtype) -> float:
+    return float(np.finfo(dtype).tiny)
+
+
+def _size(shapes) -> int:
+    return math.prod(np.broadcast_shapes(*[tuple(s) for s in shapes]))
+
+
+def _all_sizes(shapes) -> int:
+    return math.prod(math.prod(s) for s in shapes)
+
+
+def sum_overflow(scale: float):
+    """Results that are sums of the operands' entries: |a| + |b| (`scale` 2), a reduction of
+    n entries (sum, mean: max / n)."""
+    return lambda dtype, args, shapes, headroom=HEADROOM: room(dtype, _all_sizes(shapes), headroom) / (2 * scale)
+
+
+def product_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    """x * y, a @ b, conv2D: products of two operands, summed (sqrt max)."""
+    return math.sqrt(room(dtype, _all_sizes(shapes), headroom)) / 2
+
+
+def constant_product_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    """c * x, c @ x with constants of magnitude below 3."""
+    return room(dtype, _all_sizes(shapes) * max(1, np.size(args.get("const", 1.0))), headroom) / 6
+
+
+def square_root_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    """a / b, c / x: the textbook b ** 2 of the gradient overflows at sqrt max, where the
+    quotient and the gradient are still ordinary numbers (the regime crosses it)."""
+    return math.sqrt(float(np.finfo(dtype).max))
+
+
+def exp_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    return math.log(room(dtype, _size(shapes), headroom)) / 2
+
+
+def exp_inside_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    """sigmoid, tanh, softmax, log-softmax, cross-entropy: bounded results around an exp that
+    overflows at log max when written naively (the regime crosses it)."""
+    return math.log(float(np.finfo(dtype).max))
+
+
+def pow_overflow(dtype, args, shapes, headroom=HEADROOM):
+    """x ** p for p > 0: room ** (1 / p) (for p < 1 the input itself reaches room first)."""
+    p = float(args["p"])
+    if p <= 0:
+        return None
+    r = room(dtype, _size(shapes), headroom)
+    return math.exp(math.log(r) / max(p, 1.0)) / 2
+
+
+def std_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
+    """The squared deviations, summed over the k entries of a row, stay below room."""
+    return math.sqrt(room(dtype, count_of(shapes[0], args["axis"]), headroom)) / 4
+
+
+def product_underflow(dtype, args, shapes) -> float:
+    """Products of two operands near tiny (x * y, a @ b, conv2D, b ** 2). (Not std's squares:
+    its error model has no term for a row whose squares all underflow, amplified by the
+    square root.)"""
+    return math.sqrt(tiny_of(dtype))
+
+
+def constant_product_underflow(dtype, args, shapes) -> float:
+    return tiny_of(dtype)
+
+
+def pow_underflow(dtype, args, shapes):
+    """x ** p near tiny for p >= 1; for 0 < p < 1, x near tiny (its derivative is large)."""
+    p = float(args["p"])
+    return None if p <= 0 else tiny_of(dtype) ** (1 / p) if p >= 1 else tiny_of(dtype)
+
+
+def log_underflow(dtype, args, shapes) -> float:
+    """log near the smallest normal number: its derivative 1 / x nears overflow."""
+    return 4 * tiny_of(dtype)

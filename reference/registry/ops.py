@@ -18,6 +18,7 @@ from reference.registry.spec import OpSpec, Sample
 
 
 def _binary(name, sym, fn, **kw):
+    kw.setdefault("overflow", nm.sum_overflow(2))
     return OpSpec(name=name, arity=2, code="{0} %s {1}" % sym, torch=fn, numpy=fn, rule=rules.BROADCAST,
                   broadcast=True, out_ulps=2, **kw)
 
@@ -25,6 +26,7 @@ def _binary(name, sym, fn, **kw):
 def _reflected(name, sym, fn, op_name, **kw):
     kw.setdefault("domain", lambda args: ("real",))
     kw.setdefault("out_ulps", 2)
+    kw.setdefault("overflow", nm.sum_overflow(2))
     return OpSpec(name=name, arity=1, code="{const} %s {0}" % sym,
                   torch=lambda x, const: fn(nm.as_torch_constant(const), x),
                   numpy=lambda x, const: fn(const, x), rule=kw.pop("rule", rules.REFLECTED),
@@ -40,9 +42,10 @@ def _unary(name, tfn, nfn, code=None, **kw):
 def _reduce(name, npfn, defaults, **kw):
     kw.setdefault("in_ulps", nm.reduction_in_ulps)
     kw.setdefault("out_ulps", 2)
+    kw.setdefault("overflow", nm.sum_overflow(1))
     return OpSpec(name=name, arity=1, code="{0}.%s({args})" % name, torch=nm.torch_reduce(name),
                   numpy=nm.numpy_reduce(npfn), rule=rules.REDUCE, kwargs=("axis", "keepdims"),
-                  defaults=defaults, domain=lambda args: ("real",), **kw)
+                  defaults=defaults, domain=lambda args: ("real",), overflow_inside=True, offset=True, **kw)
 
 
 _LIST = [
@@ -50,34 +53,41 @@ _LIST = [
     _reflected("radd", "+", lambda c, x: c + x, "add"),
     _binary("sub", "-", lambda a, b: a - b),
     _reflected("rsub", "-", lambda c, x: c - x, "sub"),
-    _binary("mul", "*", lambda a, b: a * b, sign=nm.closed_under_positive),
-    _reflected("rmul", "*", lambda c, x: c * x, "mul"),
+    _binary("mul", "*", lambda a, b: a * b, sign=nm.closed_under_positive, overflow=nm.product_overflow,
+            underflow=nm.product_underflow),
+    _reflected("rmul", "*", lambda c, x: c * x, "mul", overflow=nm.constant_product_overflow,
+               underflow=nm.constant_product_underflow),
     _binary("div", "/", lambda a, b: a / b, sign=nm.positive_if_all, domain=lambda args: ("real", "nonzero"),
-            kinks=nm.pole_at_zero(1)),
-    _reflected("rdiv", "/", lambda c, x: c / x, "div", domain=lambda args: ("nonzero",), kinks=nm.pole_at_zero(0)),
+            kinks=nm.pole_at_zero(1), overflow=nm.square_root_overflow, underflow=nm.product_underflow),
+    _reflected("rdiv", "/", lambda c, x: c / x, "div", domain=lambda args: ("nonzero",), kinks=nm.pole_at_zero(0),
+               overflow=nm.square_root_overflow),
     OpSpec(name="pow", arity=1, code="{0} ** {p}", torch=lambda x, p: x ** p, numpy=lambda x, p: np.power(x, p),
            rule=rules.POW, domain=nm.pow_domain, kinks=nm.pow_kinks, exact_kinks="zeros", sign=nm.pow_sign,
-           out_ulps=4, notes="exponent a Python float; 0 ** p at an exact 0 follows torch"),
+           out_ulps=4, overflow=nm.pow_overflow, underflow=nm.pow_underflow,
+           notes="exponent a Python float; 0 ** p at an exact 0 follows torch"),
     _binary("pow_tensor", "**", lambda a, b: a ** b, sign=lambda s, a: "pos" if s[0] == "pos" else "any",
             domain=lambda args: ("pos", "real"), kinks=lambda ops, args: [(ops[0], ops[0] == 0)],
-            exact_kinks="zeros", in_ulps=4, op_name="pow",
+            exact_kinks="zeros", in_ulps=4, op_name="pow", overflow=None,
             samples=(Sample(((2, 3), (2, 3)), values="kinks", make=nm.zero_bases),
                      Sample(((2, 3), (3,)), dtypes=("float32", "float64"), values="kinks", make=nm.zero_bases))),
     _reflected("rpow", "**", lambda c, x: c ** x, "pow", rule=rules.POSITIVE_BASE, sign=nm.positive,
-               out_ulps=4, in_ulps=4, notes="a positive base: a Python float or an array"),
+               out_ulps=4, in_ulps=4, overflow=None, notes="a positive base: a Python float or an array"),
     _unary("neg", lambda x: -x, lambda x: -x, code="-{0}"),
     OpSpec(name="matmul", arity=2, code="{0} @ {1}", torch=lambda a, b: a @ b, numpy=np.matmul,
            rule=rules.MATMUL_RULE, sign=nm.positive_if_all, out_ulps=1,
-           in_ulps=lambda ops, args: ops[0].shape[-1] + 1),
+           in_ulps=lambda ops, args: ops[0].shape[-1] + 1, overflow=nm.product_overflow,
+           underflow=nm.product_underflow, overflow_inside=True),
     OpSpec(name="rmatmul", arity=1, code="{const} @ {0}", torch=lambda x, const: nm.as_torch_constant(const) @ x,
            numpy=lambda x, const: np.matmul(const, x), rule=rules.RMATMUL, domain=lambda args: ("real",),
            reflected=True, out_ulps=1, in_ulps=lambda ops, args: np.shape(args["const"])[-1] + 1,
-           op_name="matmul"),
+           op_name="matmul", overflow=nm.constant_product_overflow, underflow=nm.constant_product_underflow,
+           overflow_inside=True),
     _reduce("sum", np.sum, {"axis": None, "keepdims": False}, sign=nm.keep_sign),
     _reduce("mean", np.mean, {"axis": -1, "keepdims": True}, sign=nm.keep_sign),
     _reduce("std", np.std, {"axis": -1, "keepdims": True}, kinks=nm.std_kinks, exact_kinks="rows",
             sign=nm.nonnegative, out_ulps=4, in_ulps=0.0, out_abs=nm.std_out_abs, bwd_abs=nm.std_bwd_abs,
-            fd_min_side=2, notes="population std (ddof=0); a constant row is a kink (gradient 0 in torch)"),
+            fd_min_side=2, overflow=nm.std_overflow,
+            notes="population std (ddof=0); a constant row is a kink (gradient 0 in torch)"),
     OpSpec(name="reshape", arity=1, code="{0}.reshape({args})", torch=lambda x, shape: x.reshape(shape),
            numpy=lambda x, shape: np.reshape(x, shape), rule=rules.RESHAPE, posargs=("shape",),
            domain=lambda args: ("real",), sign=nm.keep_sign),
@@ -94,25 +104,29 @@ _LIST = [
            notes="basic and advanced indexing; repeated indices accumulate"),
     _unary("relu", torch.relu, lambda x: np.maximum(x, 0), kinks=nm.relu_kinks, exact_kinks="zeros",
            sign=nm.nonnegative),
-    _unary("tanh", torch.tanh, np.tanh, out_ulps=4, bwd_abs=nm.smooth_bwd_abs(4), wide_range=True),
+    _unary("tanh", torch.tanh, np.tanh, out_ulps=4, bwd_abs=nm.smooth_bwd_abs(4), wide_range=True,
+           overflow=nm.exp_inside_overflow),
     _unary("sigmoid", torch.sigmoid, lambda x: np.exp(-np.logaddexp(0.0, -x)), sign=nm.positive, out_ulps=4,
-           bwd_abs=nm.smooth_bwd_abs(4), wide_range=True),
-    _unary("exp", torch.exp, np.exp, sign=nm.positive, out_ulps=4),
-    _unary("log", torch.log, np.log, out_ulps=4, domain=lambda args: ("pos",), kinks=nm.pole_at_zero(0)),
+           bwd_abs=nm.smooth_bwd_abs(4), wide_range=True, overflow=nm.exp_inside_overflow),
+    _unary("exp", torch.exp, np.exp, sign=nm.positive, out_ulps=4, overflow=nm.exp_overflow),
+    _unary("log", torch.log, np.log, out_ulps=4, domain=lambda args: ("pos",), kinks=nm.pole_at_zero(0),
+           underflow=nm.log_underflow),
     OpSpec(name="softmax", arity=1, code="{0}.softmax({args})", torch=lambda x, axis: torch.softmax(x, dim=axis),
            numpy=nm.softmax_np, rule=rules.SOFTMAX, kwargs=("axis",), defaults={"axis": -1},
            domain=lambda args: ("real",), sign=nm.positive, out_abs=nm.softmax_out_abs,
-           bwd_abs=nm.softmax_bwd_abs, wide_range=True),
+           bwd_abs=nm.softmax_bwd_abs, wide_range=True, overflow=nm.exp_inside_overflow, offset=True),
     OpSpec(name="softmax_log", arity=1, code="{0}.softmax_log({args})",
            torch=lambda x, axis: torch.log_softmax(x, dim=axis), numpy=nm.log_softmax_np, rule=rules.SOFTMAX,
            kwargs=("axis",), defaults={"axis": -1}, domain=lambda args: ("real",),
-           out_abs=nm.log_softmax_out_abs, bwd_abs=nm.log_softmax_bwd_abs, wide_range=True),
+           out_abs=nm.log_softmax_out_abs, bwd_abs=nm.log_softmax_bwd_abs, wide_range=True,
+           overflow=nm.exp_inside_overflow, offset=True),
     OpSpec(name="mask_idcs", arity=1, code="{0}.mask_idcs({args})", torch=nm.torch_mask, numpy=nm.numpy_mask,
            rule=rules.MASK, posargs=("idcs",), kwargs=("value",), defaults={"value": 0.0},
            domain=lambda args: ("real",), sign=nm.mask_sign, notes="gradient 0 at the written positions"),
     OpSpec(name="conv2D", arity=2, code="{0}.conv2D({1}{targs})", torch=nm.torch_conv, numpy=nm.numpy_conv,
            rule=rules.CONV, kwargs=("stride", "padding"), defaults={"stride": 1, "padding": 0},
-           sign=nm.positive_if_all, out_ulps=1, in_ulps=nm.conv_in_ulps,
+           sign=nm.positive_if_all, out_ulps=1, in_ulps=nm.conv_in_ulps, overflow=nm.product_overflow,
+           underflow=nm.product_underflow, overflow_inside=True,
            notes="kernel (1 or B, outC, inC, kH, kW) is the first operand"),
 ]
 

@@ -8,6 +8,7 @@ error inputs. Nothing outside the entry branches on the op's name.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -83,6 +84,11 @@ class Sample:
         return self.dtypes or ("float64",) * len(self.shapes)
 
 
+def replace_args(sample: Sample, **args) -> Sample:
+    """`sample` with some of its arguments replaced."""
+    return dataclasses.replace(sample, args={**sample.args, **args})
+
+
 @dataclass(frozen=True)
 class ErrorInput:
     """A call pygrad must refuse: operand shapes and arguments (values: ones, or `make(rng)`),
@@ -149,7 +155,17 @@ class OpSpec:
       pygrad's error messages use for it (`rsub` raises as `sub`);
     - `infeasible`: {frozenset({condition, condition}): reason} -- pairs of the row's
       conditions that cannot hold in one use (besides same-group pairs), with why; the rule's
-      own declarations are added (`all_infeasible()`)."""
+      own declarations are added (`all_infeasible()`);
+    - the magnitudes of its error model, each `(dtype, args, shapes) -> scale | None`, the
+      dtype the narrowest of the operands': `overflow`, the input magnitude near which the
+      textbook computation of its value or gradient overflows (exp: log max; x * y: sqrt max;
+      sums: max / n), chosen so that inputs up to twice it keep every result of a correct
+      implementation within `op_models.room`; `underflow`, the same for underflow (products:
+      sqrt tiny); `overflow_inside`: it forms intermediates larger than its operands and
+      results (partial sums, squares, products before a sum), so operands beyond twice
+      `overflow` are outside what the float64 oracle can follow; `offset`: it reduces or
+      normalises, so a large offset with a small spread can cancel catastrophically. The
+      input regimes built on them are `reference.registry.regimes`."""
 
     name: str
     arity: int
@@ -183,6 +199,10 @@ class OpSpec:
     op_name: str = ""
     notes: str = ""
     infeasible: Mapping = field(default_factory=dict)
+    overflow: Callable | None = None
+    underflow: Callable | None = None
+    overflow_inside: bool = False
+    offset: bool = False
 
     def __post_init__(self):
         if self.arity not in (1, 2):
@@ -236,14 +256,33 @@ class OpSpec:
             extra.append(Condition("large magnitudes",
                                    lambda use: use.values is not None and any(
                                        np.any(np.abs(v) > 100) for v in use.values)))
-        return tuple(self.rule.conditions) + tuple(self.conditions) + tuple(extra)
+        regimes = _REGIMES[0].conditions(self) if _REGIMES else ()
+        return tuple(self.rule.conditions) + tuple(self.conditions) + tuple(extra) + tuple(regimes)
 
-    def all_samples(self) -> tuple:
+    def own_samples(self) -> tuple:
+        """The rule's samples and the op's own (the plain one first)."""
         return tuple(self.rule.samples(self)) + tuple(self.samples)
 
+    def all_samples(self) -> tuple:
+        """`own_samples()`, then one sample per input regime that fits (`registry.regimes`)."""
+        regimes = _REGIMES[0].samples(self) if _REGIMES else ()
+        return self.own_samples() + tuple(regimes)
+
     def all_infeasible(self) -> dict:
-        """{frozenset pair of condition names: reason}: the rule's declarations and the op's."""
-        return {**getattr(self.rule, "infeasible", {}), **self.infeasible}
+        """{frozenset pair of condition names: reason}: the rule's declarations, the op's and
+        the input regimes' (`registry.regimes`)."""
+        regimes = _REGIMES[0].infeasible(self) if _REGIMES else {}
+        return {**regimes, **getattr(self.rule, "infeasible", {}), **self.infeasible}
+
+
+_REGIMES: list = []
+
+
+def install_regimes(table) -> None:
+    """Attach the input regimes to every entry: `table.conditions(spec)` and
+    `table.samples(spec)` join each OpSpec's conditions and coverage samples
+    (`reference.registry.regimes` installs itself; this module cannot import it)."""
+    _REGIMES[:] = [table]
 
 
 def _at_exact_kink(spec: OpSpec):

@@ -53,8 +53,8 @@ MUTANTS = (
        '            b._add_grad(unbroadcast(g * bv, bv))\n',
        'a * b sends g * b (its own value) to b instead of g * a. Invisible when a == b (x * x).'),
     _m('div_second_operand', 'ops/arithmetic.py', 'div', 'grad',
-       '            b._add_grad(unbroadcast(-g * av / (bv * bv), bv))\n',
-       '            b._add_grad(unbroadcast(-g * av / bv, bv))\n',
+       '            b._add_grad(unbroadcast(-g * value / bv, bv))\n',
+       '            b._add_grad(unbroadcast(-g * value, bv))\n',
        'd(a/b)/db = -a/b instead of -a/b**2. Shows for a Tensor denominator with |b| != 1 (and for the '
        'reflected 1 / x).'),
     _m('neg_sign', 'ops/arithmetic.py', 'neg', 'grad',

@@ -19,8 +19,7 @@ ELEMENTWISE, BROADCAST, REFLECTED = Elementwise(), Broadcast(), Reflected()
 POSITIVE_BASE = Reflected(const_domain="pos")
 POW, MATMUL_RULE, RMATMUL, REDUCE, SOFTMAX = PowScalar(), Matmul(), ReflectedMatmul(), Reduce(), Softmax()
 RESHAPE, TRANSPOSE, SWAP_LAST, CONV = Reshape(), Transpose(), SwapLast(), Conv()
-GETITEM = Index("idx", ("slice", "negative step", "integer", "newaxis or ellipsis", "integer array",
-                        "repeated indices", "boolean mask", "advanced and basic mixed"))
+GETITEM = Index("idx")
 MASK = Masked()
 
 __all__ = ["F32", "FLOAT32", "MAX_SIZE", "Rule", "ELEMENTWISE", "BROADCAST", "REFLECTED", "POSITIVE_BASE", "POW",

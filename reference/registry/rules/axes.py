@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from reference.registry.rules.base import F32, FLOAT32, ZERO_D, Rule
-from reference.registry.spec import Condition, ErrorInput, Plan, Sample, axes_of
+from reference.registry.spec import Condition, ErrorInput, Infeasible, Plan, Sample, axes_of, replace_args
 
 
 # ---------------------------------------------------------------------------- reductions
@@ -131,6 +131,19 @@ class Reshape(Rule):
 
     def error_inputs(self, spec):
         return [ErrorInput(((2, 3),), {"shape": (4,)}, match=spec.op_name)]
+
+    def refit(self, spec, sample):
+        """The target: the operand's new shape reversed (its -1 kept in place), or () for
+        a single entry that went to 0-D."""
+        old, x = tuple(sample.args["shape"]), tuple(sample.shapes[0])
+        if not old:
+            if math.prod(x) != 1:
+                raise Infeasible(f"reshape to 0-D needs a single entry, not shape {x}")
+            return sample
+        new = list(x[::-1]) or [1]
+        if -1 in old:
+            new[min(old.index(-1), len(new) - 1)] = -1
+        return replace_args(sample, shape=tuple(new))
 
     def plan(self, spec, shape, sign, fd, dtype):
         return new_shape(shape).map(lambda s: Plan({"shape": s}))

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from reference.registry.rules.base import (F32, FLOAT32, MATMUL, MAX_SIZE, SIDES, ZERO_D, Rule, array_operand,
                                            broadcast_out, gains_dims, mixed, one_element, sample_rng, stretched)
-from reference.registry.spec import Condition, ErrorInput, Plan, Sample
+from reference.registry.spec import Condition, ErrorInput, Plan, Sample, replace_args
 from reference.value_strategies import constant
 
 
@@ -103,6 +103,18 @@ class Reflected(Rule):
                 Sample(((2, 3),), {"const": self._const(r, None, "float32")}, dtypes=F32),
                 Sample(((2, 3),), {"const": self._const(r, (2, 3))}, dtypes=F32),
                 Sample(((2, 3),), {"const": self._const(r, (3,), "float32")}, dtypes=F32)]
+
+    def refit(self, spec, sample):
+        """An array constant follows its tensor's new sizes: each of its sides > 1 becomes the
+        tensor's aligned side (or the tensor's largest, where that one is 1)."""
+        c = sample.args.get("const")
+        if not isinstance(c, np.ndarray):
+            return sample
+        x = tuple(sample.shapes[0])
+        widest = max(x, default=1)
+        aligned = (1,) * (c.ndim - len(x)) + x[-c.ndim:] if c.ndim else ()
+        new = tuple(1 if n == 1 else (m if m > 1 else widest) for n, m in zip(c.shape, aligned[-c.ndim:]))
+        return replace_args(sample, const=np.resize(c, new))
 
     def plan(self, spec, shape, sign, fd, dtype):
         @st.composite
@@ -202,6 +214,8 @@ def matmul_partner(draw, shape, slot):
     other_batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=shape[:-2], max_dims=3,
                                                          max_side=3)).input_shapes[0]
     side = draw(st.integers(1, 4))
+    if draw(st.integers(0, 3)) == 3:
+        side = n                  # square: transposition slips hide where sizes coincide
     if draw(st.booleans()):       # a 1-D partner
         return (n,)
     return other_batch + ((n, side) if slot == 0 else (side, n))
@@ -228,6 +242,15 @@ class ReflectedMatmul(Rule):
                 Sample(((3,),), {"const": c(2, 3)}), Sample(((3, 4),), {"const": c(2, 2, 3)}),
                 Sample(((3, 4),), {"const": c(2, 3)}, dtypes=F32),
                 Sample(((3, 4),), {"const": c(2, 3, dt="float32")}, dtypes=F32)]
+
+    def refit(self, spec, sample):
+        """The constant's contracted side follows the tensor's; its other sides > 1 become
+        that size too."""
+        c = np.asarray(sample.args["const"])
+        x = tuple(sample.shapes[0])
+        k = x[-2] if len(x) > 1 else x[0]
+        new = tuple(1 if n == 1 else k for n in c.shape[:-1]) + (k,)
+        return replace_args(sample, const=np.resize(c, new))
 
     def plan(self, spec, shape, sign, fd, dtype):
         @st.composite
