@@ -16,13 +16,13 @@ import numpy as np
 from reference.cases import DeepGraphCase, DropoutCase, ErrorCase, ModuleCase, ProgramCase, TrainCase
 from reference.checks.engine import DEEP_STEPS
 from reference.checks.module_calls import ModuleCalls
-from reference.checks.training import TrainRun
+from reference.checks.training import EXTRA, TrainRun, weight_shapes
 from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
 from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
-from reference.registry.regimes import magnitude_values
+from reference.registry.regimes import fitting_layout, magnitude_values, spread_layouts
 from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES
 from reference.value_strategies import simplex_rows
 
@@ -155,7 +155,14 @@ def _optimizer_cases(spec) -> list:
             train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
             train_run(spec.name, visible, dtype="float32"),
             train_run(spec.name, visible, steps=2, chunks=3, divisor=2),
-            train_run(spec.name, visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2))]
+            train_run(spec.name, visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2)),
+            train_run(spec.name, visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layouts=_trained_layouts())]
+
+
+def _trained_layouts() -> tuple:
+    """Every memory layout on some parameter of `TRAINED` (and the one outside it) that takes it."""
+    shapes = [shape for _, shape in weight_shapes(ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss))]
+    return spread_layouts(shapes + [EXTRA.shape])
 
 
 # ---------------------------------------------------------------------------- engine
@@ -167,9 +174,10 @@ def _program(nodes, inputs, seed) -> tuple:
     return prog, values
 
 
-def _graph(name: str, dtype: str = "float64") -> tuple:
-    """(nodes, inputs) of the engine row's graph `name`."""
-    inputs = [Input(n, shape, dtype, role) for n, shape, role in ENGINE_INPUTS]
+def _graph(name: str, dtype: str = "float64", layout: str = "") -> tuple:
+    """(nodes, inputs) of the engine row's graph `name`, the inputs in memory layout `layout`
+    where their shape takes it."""
+    inputs = [Input(n, shape, dtype, role, layout=fitting_layout(layout, shape)) for n, shape, role in ENGINE_INPUTS]
     return [Node(n, op, operands, dict(args)) for n, op, operands, args in GRAPHS[name]], inputs
 
 
@@ -187,7 +195,7 @@ def _tensor_cases() -> list:
     between two passes."""
     out = []
     for s in TENSOR_SAMPLES:
-        prog, values = _program(*_graph(s.graph, s.dtype), s.values_seed)
+        prog, values = _program(*_graph(s.graph, s.dtype, s.layout), s.values_seed)
         out.append(ProgramCase(prog, values, s.seed, check="helpers", helpers=s.modes))
     return out
 

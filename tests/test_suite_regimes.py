@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from pygrad import Tensor
 from reference.checks import Mismatch
 from reference.coverage import sample_case
+from reference.findings import signature_of
 from reference.generators.programs import op_cases, programs
 from reference.oracles.oracle import InvalidExample, Oracle
 from reference.checks.programs import check_program
@@ -250,6 +251,8 @@ def test_a_bug_of_each_regime_class_is_caught_and_reproduced(monkeypatch, name, 
     with pytest.raises(Mismatch) as e:
         case.run()
     assert e.value.row == spec.row and regime in e.value.conditions, e.value
+    # a finding of its own: `what` names the wrong op, and the regime is in its signature
+    assert e.value.what == op and regime in signature_of(e.value)[3], e.value
     test_fn = _reproducer(e.value.reproducer)
     with pytest.raises(AssertionError):           # the printed reproducer fails on the bug ...
         test_fn()

@@ -16,7 +16,7 @@ from reference.checks import Mismatch, tensor_api
 from reference.coverage import row_cases
 from reference.programs.interpreters import run_pygrad
 from reference.registry import OPS, OPTIMIZERS
-from reference.registry.regimes import apply_layout
+from reference.registry.regimes import LAYOUTS, apply_layout, regimes_of
 
 function_module = sys.modules["pygrad.function"]
 optims = sys.modules["pygrad.optims"]
@@ -72,6 +72,30 @@ def test_a_tensor_after_a_constant_given_the_wrong_gradient_is_caught(monkeypatc
         test()
     monkeypatch.undo()
     test()
+
+
+@pytest.mark.parametrize("op", ["fn_muladd", "fn_softplus"])
+def test_user_ops_get_the_input_regimes_and_a_layout_slip_in_pygrad_function_is_caught(monkeypatch, op):
+    """User ops are ops: the regimes that fit their entries attach to them (layouts, coinciding
+    sizes, magnitudes from their error models). pygrad.function handing the forward its
+    operands' entries in memory order is right for C-contiguous operands only: the row's
+    layout samples catch it as a finding of the row, its `what` the user op."""
+    spec = OPS[op]
+    regimes = set(regimes_of(spec))
+    assert {layout.name for layout in LAYOUTS.values()} | {"square matrices", "size 1 on every axis",
+                                                          "near overflow", "subnormal values"} <= regimes
+    original = function_module.operand
+
+    def in_memory_order(x, name):
+        t, raw = original(x, name)
+        return (t, raw.ravel(order="K").reshape(raw.shape)) if isinstance(raw, np.ndarray) else (t, raw)
+    plain = [case for case in row_cases(spec.row) if not any(i.layout for i in case.program.inputs)]
+    monkeypatch.setattr(function_module, "operand", in_memory_order)
+    for case in plain:
+        case.run()
+    found = _findings(spec.row, "transposed view")
+    assert found and all(m.row == spec.row and m.what == spec.name for m in found)
+    assert all("transposed view" in m.conditions for m in found)
 
 
 # ---------------------------------------------------------------------------- optimizers
@@ -135,12 +159,56 @@ def test_updating_a_parameter_absent_from_the_steps_graph_is_caught(monkeypatch,
     assert any(m.where == "extra" or m.where.startswith("extra after") for m in found)
 
 
+def test_an_in_place_update_through_a_flattened_copy_is_caught_by_the_parameters_layouts(monkeypatch):
+    """SGD's in-place step written into `value.reshape(-1)`: a view of a C-contiguous value,
+    a copy of any other -- the update is lost. The optimizer rows' layout sample gives the
+    parameters views in every layout; the plain samples cannot see it."""
+    def update_in_place(self, i, value, grad):
+        flat = value.reshape(-1)
+        flat -= self.lr * grad.reshape(-1)
+        return True
+    cases = row_cases("optim:SGD")
+    monkeypatch.setattr(optims.SGD, "_update_in_place", update_in_place)
+    for case in cases[:-1]:
+        case.run()
+    with pytest.raises(Mismatch) as e:
+        cases[-1].run()
+    found = e.value.all()
+    assert all(m.row == "optim:SGD" for m in found)
+    assert {"transposed view", "Fortran order"} <= set().union(*(m.conditions for m in found))
+
+
 # ---------------------------------------------------------------------------- Tensor helpers, Module state
 def test_new_value_that_keeps_the_gradient_is_caught(monkeypatch):
     monkeypatch.setattr(Tensor, "new_value", lambda self, x: setattr(self, "value", x))
     found = _findings("tensor")
     assert found and all(m.row == "tensor" and m.check == "invariant" for m in found)
-    assert all(m.conditions == {"new_value, then a pass"} for m in found)
+    layouts = {layout.name for layout in LAYOUTS.values()}   # the input's layout, where its sample has one
+    assert all(m.conditions - layouts == {"new_value, then a pass"} for m in found)
+    assert any(m.conditions == {"new_value, then a pass"} for m in found)
+
+
+def test_a_helper_that_reads_its_array_in_memory_order_is_caught_by_the_layout_samples(monkeypatch):
+    """new_value(v) taking v's entries in memory order: right for a C-contiguous v only. The
+    tensor row's layout samples give it views; the reproducer prints the same view."""
+    def new_value(self, x):
+        x = np.asarray(x)
+        self.value = x.ravel(order="K").reshape(x.shape)
+        self.reset_grad()
+    plain = [case for case in row_cases("tensor") if not any(i.layout for i in case.program.inputs)]
+    monkeypatch.setattr(Tensor, "new_value", new_value)
+    for case in plain:
+        case.run()
+    found = _findings("tensor", "transposed view") + _findings("tensor", "Fortran order")
+    assert found and all(m.row == "tensor" and "new_value, then a pass" in m.conditions for m in found)
+    assert {"transposed view", "Fortran order"} <= set().union(*(m.conditions for m in found))
+    env: dict = {}
+    exec(compile(found[0].reproducer, "<reproducer>", "exec"), env)
+    test_fn = next(fn for key, fn in env.items() if key.startswith("test_"))
+    with pytest.raises(AssertionError):
+        test_fn()
+    monkeypatch.undo()
+    test_fn()
 
 
 def test_a_random_tensor_row_example_keeps_its_inputs_layouts_in_the_check_and_the_reproducer(monkeypatch):

@@ -14,7 +14,7 @@
    replaced in the tensor's dtype, the gradient zero), `x.value = v` (a float64 array: the
    tensor keeps its dtype and its gradient), `reset_grad()` (gradient zero), `x.grad = G`
    (stored in the tensor's dtype) or kept, with v = 3/4 of the old value (same domain, same
-   kinks);
+   kinks); v and G come in the input's memory layout;
 5. the program again on the same input tensors, then `backward(reset_grad=False)`: values
    against torch at the new inputs, and every learnable input's gradient must be what it held
    plus the new pass's (torch at the old inputs, or 0, or G, plus torch at the new ones).
@@ -41,7 +41,7 @@ from reference.oracles.oracle import Oracle
 from reference.programs import printer
 from reference.programs.graph import Program
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
-from reference.registry.regimes import apply_layout
+from reference.registry.regimes import apply_layout, layout_code
 from reference.registry.tensor_row import TENSOR_ROW, TensorUse, tensor_conditions
 from reference.tolerances import judge
 
@@ -67,11 +67,14 @@ def new_values(prog: Program, values, modes: tuple) -> dict:
 
 
 def conditions(prog: Program, modes: tuple) -> set:
-    return tensor_conditions(TensorUse(tuple(learnable_modes(prog, modes).values()), frozenset(prog.dtypes)))
+    tensors = [i for i in prog.inputs if i.role != "array"]
+    return tensor_conditions(TensorUse(tuple(learnable_modes(prog, modes).values()), frozenset(prog.dtypes),
+                                       tuple(i.layout for i in tensors), tuple(i.shape for i in tensors)))
 
 
 def _mode_conditions(prog: Program, name: str, mode: str) -> frozenset:
-    return frozenset(tensor_conditions(TensorUse((mode,), frozenset({prog.input(name).dtype}))))
+    inp = prog.input(name)
+    return frozenset(tensor_conditions(TensorUse((mode,), frozenset({inp.dtype}), (inp.layout,), (inp.shape,))))
 
 
 def script(prog: Program, values, modes: tuple) -> list:
@@ -92,10 +95,12 @@ def _script(prog: Program, values, modes: tuple, array: bool = True) -> tuple:
     changed = new_values(prog, values, modes)
     upto = {}
     for name, mode in learnable_modes(prog, modes).items():
-        v = printer.array_literal(np.asarray(changed[name], dtype=np.float64))
+        layout = prog.input(name).layout
+        v = layout_code(layout, printer.array_literal(np.asarray(changed[name], dtype=np.float64)))
         lines += {"new_value": [f"{name}.new_value({v})"], "assign": [f"{name}.value = {v}"],
                   "reset": [f"{name}.reset_grad()"],
-                  "set_grad": [f"{name}.grad = np.full({prog.shape(name)!r}, {GRAD!r})"]}.get(mode, [])
+                  "set_grad": [f"{name}.grad = {layout_code(layout, f'np.full({prog.shape(name)!r}, {GRAD!r})')}"]
+                  }.get(mode, [])
         upto[name] = len(lines)
     return lines + nodes + [f"{prog.root}.backward(reset_grad=False)"], upto, len(inputs)
 
@@ -260,13 +265,14 @@ def _change(chk: _Check, env: dict, changed: dict) -> tuple:
     held, sound = {}, True
     for name, mode in learnable_modes(prog, chk.modes).items():
         t, upto, call = env[name], chk.upto[name], HELPERS[mode]
-        dt = np.dtype(prog.input(name).dtype)
-        v = np.asarray(changed[name], dtype=np.float64)
+        dt, layout = np.dtype(prog.input(name).dtype), prog.input(name).layout
+        v = apply_layout(layout, np.asarray(changed[name], dtype=np.float64))
         conds = _mode_conditions(prog, name, mode)
         with parts.part() as applied:
             before = np.array(chk.pygrad(lambda: t.grad, f"{name}.grad", "grad", upto, conds))
             act = {"new_value": lambda: t.new_value(v), "assign": lambda: setattr(t, "value", v),
-                   "reset": t.reset_grad, "set_grad": lambda: setattr(t, "grad", np.full(t.shape, GRAD))}.get(mode)
+                   "reset": t.reset_grad,
+                   "set_grad": lambda: setattr(t, "grad", apply_layout(layout, np.full(t.shape, GRAD)))}.get(mode)
             if act is not None:
                 chk.pygrad(act, f"{name}: {call}", call, upto, conds)
             got_value, got_grad = chk.pygrad(lambda: (np.array(t.value), np.array(t.grad)), f"{name} after {call}",

@@ -8,7 +8,9 @@ the number of calls). What users vary varies: `model_reset()` every step or neve
 marked leaf=True or not, the parameters given in another order, an all-zero batch (a weight
 that multiplies the input gets a gradient of exactly 0: torch still decays its moments and
 counts the step), a parameter outside the loss's graph at some steps or at all (no update
-there: torch's grad is None). At every step the loss (value) and the batched copy's
+there: torch's grad is None), parameters holding their values in another memory layout
+(`registry.regimes.LAYOUTS`: views the optimizer updates, in place where nothing else refers
+to them; torch is unaffected). At every step the loss (value) and the batched copy's
 gradients (grad), or the accumulated `.grad` (invariant -- or, when the Module's program of
 registry ops on the step's whole batch shows a wrong op, that op's finding), and after every
 step every parameter (invariant) follow the oracle; once the trajectory has left the
@@ -19,6 +21,7 @@ The oracles, `Trajectory` and `UpdatesAlone`, are in `checks.trajectory`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +33,7 @@ from reference.oracles import torch_run
 from reference.programs import printer
 from reference.programs.nets import ModuleSpec, build, module_program, program_values, weight
 from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
+from reference.registry.regimes import apply_layout, fitting_layout, layout_code
 from reference.tolerances import judge
 
 EXTRA = np.array([0.5, -1.5])   # the initial value of the parameter outside the Module
@@ -44,7 +48,8 @@ class TrainRun:
     `model.weights` given to the optimizer (None: as is); `unused`: a parameter outside the
     graph is given too, and enters the loss (`+ (extra * EXTRA_W).sum()`) at `extra_steps`
     only; `divisor`: step_single's `batch_size` (None: the one that makes the accumulated
-    update equal a step on the whole batch)."""
+    update equal a step on the whole batch); `layouts`: per parameter (`parameters()`), the
+    memory layout its value is given before training, where its shape takes it."""
 
     spec: ModuleSpec
     seed: int
@@ -58,19 +63,33 @@ class TrainRun:
     noise: int = 0
     divisor: int | None = None
     extra_steps: tuple = ()
+    layouts: tuple = ()
 
     @property
     def row(self) -> str:
         return OPTIMIZERS[self.name].row
 
+    def parameters(self) -> list:
+        """(code, shape) of every parameter: the Module's weights in the layers' order
+        ("model.linear0.W"), then the one outside it ("extra")."""
+        return [(f"model.{name}", shape) for name, shape in weight_shapes(self.spec)] + \
+            [("extra", EXTRA.shape)] * self.unused
+
+    def layout_of(self, k: int, shape) -> str:
+        """The memory layout of parameter number `k` (of `parameters()`)."""
+        return fitting_layout(self.layouts[k] if k < len(self.layouts) else "", shape)
+
     def use(self, n_weights: int) -> TrainUse:
+        params = self.parameters() if any(self.layouts) else []
         return TrainUse(dict(self.hyper), len(self.steps), n_weights + self.unused, any(len(c) > 1 for c in self.steps),
                         self.order is not None and list(self.order) != sorted(self.order), self.target_leaf,
                         self.reset, self.unused, self.spec.dtype,
                         count_differs=any(len(c) > 1 and self.batch_size(k) != len(c)
                                           for k, c in enumerate(self.steps)),
                         zero_gradient=bool(zero_gradient_steps(self)),
-                        absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps))
+                        absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps),
+                        layouts=tuple(self.layout_of(k, shape) for k, (_, shape) in enumerate(params)),
+                        shapes=tuple(shape for _, shape in params))
 
     def batch_size(self, k: int) -> int:
         """The `batch_size` given to step_single at step k (a step of several chunks)."""
@@ -92,6 +111,13 @@ class TrainRun:
     def conditions(self, n_weights: int) -> set:
         use = self.use(n_weights)
         return {c.name for c in OPTIMIZERS[self.name].conditions if c.reached(use)}
+
+
+@functools.lru_cache(maxsize=256)
+def weight_shapes(spec: ModuleSpec) -> tuple:
+    """((attribute path, shape), ...) of the weights of the Module of `spec`, in the layers'
+    order."""
+    return tuple((w.name, tuple(w.shape)) for w in build(spec, 0)[1])
 
 
 def accumulation_divisor(spec: ModuleSpec, chunks: int) -> int:
@@ -159,6 +185,9 @@ def script_of(case: TrainRun) -> Script:
         s.add(f"extra = Tensor({printer.array_literal(EXTRA)}"
               f"{'' if case.spec.dtype == 'float64' else ', dtype=' + case.spec.dtype})")
         params += " + [extra]"
+    for k, (code, shape) in enumerate(case.parameters() if any(case.layouts) else ()):
+        if case.layout_of(k, shape):
+            s.add(f"{code}.value = {layout_code(case.layout_of(k, shape), code + '.value')}")
     s.add(f"params = {params}")
     s.add(f"optim = {OPTIMIZERS[case.name].render('params', dict(case.hyper))}")
     return s
@@ -189,9 +218,14 @@ def _steps(run: Run, case: TrainRun) -> None:
     if case.order is not None:
         params = [params[i] for i in case.order]
     extra = Tensor(EXTRA, dtype=spec.dtype) if case.unused else None
+    init = {w.name: weight(model, w.name).value for w in weights} | ({"extra": EXTRA} if extra is not None else {})
+    held = [weight(model, w.name) for w in weights] + [extra] * case.unused
+    for k, t in enumerate(held if any(case.layouts) else ()):    # the same values, in the parameter's layout
+        if case.layout_of(k, t.shape):
+            run.pygrad(lambda: setattr(t, "value", apply_layout(case.layout_of(k, t.shape), t.value)),
+                       "giving a parameter's value a memory layout")
     optim = run.pygrad(lambda: OPTIMIZERS[case.name].make(params + ([extra] if extra is not None else []),
                                                           dict(case.hyper)), "creating the optimizer")
-    init = {w.name: weight(model, w.name).value for w in weights} | ({"extra": EXTRA} if extra is not None else {})
     traj = Trajectory(case, weights, init)
     alone = UpdatesAlone(case, {n: np.shape(v) for n, v in init.items()})
     dt = spec.dtype

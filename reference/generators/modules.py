@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 from reference.cases import DropoutCase, ModuleCase, TrainCase
 from reference.checks.layer_alone import DropoutRun
 from reference.checks.module_calls import ModuleCalls
-from reference.checks.training import TrainRun
+from reference.checks.training import EXTRA, TrainRun, weight_shapes
 from reference.generators.programs import oracle_seed
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import DTYPES, LAYERS, MODULE_LOSSES, OPTIMIZERS
 from reference.registry.layers import completing
+from reference.registry.regimes import layouts_for
 
 BATCH = st.integers(1, 4)
 
@@ -79,7 +80,8 @@ def train_cases(draw, name: str, accumulate: bool = False):
     per step), random hyper-parameters, `model_reset()` before every call or never, the
     target marked leaf=True or not, `model.weights` in a shuffled order or not, a parameter
     outside the Module given too or not (in the loss's graph at some steps, or never), now and
-    then an all-zero batch. `accumulate`: each step is 2-3 equal chunks of 1-2 samples
+    then an all-zero batch, each parameter's value in a memory layout (C-contiguous first, then
+    those its shape takes: `registry.regimes`). `accumulate`: each step is 2-3 equal chunks of 1-2 samples
     through `step_single`, with a `batch_size` that makes it one whole-batch step, or 1-4."""
     spec = draw(module_specs(max_layers=4, weights=True, chunkable=accumulate), label="spec")
     hyper = draw(OPTIMIZERS[name].strategy(), label="hyper-parameters")
@@ -93,6 +95,8 @@ def train_cases(draw, name: str, accumulate: bool = False):
         order = tuple(draw(st.permutations(range(n))))
     extra_steps = tuple(k for k in range(n_steps) if draw(st.booleans())) if unused else ()
     divisor = draw(st.one_of(st.none(), st.integers(1, 4))) if accumulate else None
+    shapes = [shape for _, shape in weight_shapes(spec)] + [EXTRA.shape] * unused
+    layouts = tuple(draw(st.sampled_from([""] + layouts_for(shape))) for shape in shapes)
     zero_step = draw(st.one_of(st.none(), st.integers(1, n_steps - 1))) if n_steps > 1 else None
     zeros = draw(st.sampled_from([0.0, 0.3]))
     seed = draw(st.integers(0, 2 ** 16))
@@ -102,10 +106,10 @@ def train_cases(draw, name: str, accumulate: bool = False):
         if k == zero_step:
             x = np.zeros_like(x)
         steps.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(c)))
-    noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused, divisor, extra_steps,
+    noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused, divisor, extra_steps, layouts,
                         *[a for s in steps for c in s for a in c])
     return TrainCase(TrainRun(spec, seed, name, tuple(sorted(hyper.items())), tuple(steps), reset, target_leaf,
-                              order, unused, noise, divisor, extra_steps))
+                              order, unused, noise, divisor, extra_steps, layouts))
 
 
 @st.composite

@@ -33,7 +33,7 @@ from hypothesis.extra import numpy as hnp
 
 from reference.registry import op_models as nm
 from reference.registry.rules.base import Elementwise
-from reference.registry.rules.binary import Broadcast
+from reference.registry.rules.binary import Broadcast, fit_constant
 from reference.registry.spec import Condition, OpSpec, Plan, Sample
 from reference.value_strategies import constant
 
@@ -190,6 +190,10 @@ class ConstantAt(Broadcast):
     def error_inputs(self, spec):
         return []      # what a user's forward raises on bad operands is the user's own business
 
+    def refit(self, spec, sample):
+        """An array constant follows the operands' new output (the shape regimes)."""
+        return fit_constant(sample, np.broadcast_shapes(*[tuple(x) for x in sample.shapes]))
+
     def _args(self, shape, fd, dtype):
         """The constant (broadcast with `shape`, the operands' output), its position and
         keyword parameters."""
@@ -256,19 +260,27 @@ def _lowest(dtypes) -> str:
     return "float32" if "float32" in dtypes else "float64"
 
 
+def _softplus_overflow(dtype, args, shapes, headroom=nm.HEADROOM) -> float:
+    """The textbook log(1 + exp(beta x)) overflows where beta x passes log max: the regime
+    crosses it (the result stays about x)."""
+    return nm.exp_inside_overflow(dtype, args, shapes) / abs(float(args.get("beta", 1.0)))
+
+
 _NONE_RULE = Condition("a rule returning None", lambda u: u.args.get("alpha") == 0, make=_set_args(alpha=0.0))
 
 _LIST = [
     FunctionSpec(name="fn_muladd", arity=2, code="muladd({0}, {const}, {1}{targs})", function=muladd,
                  torch=_muladd_torch, numpy=_muladd_numpy, rule=ConstantAt(alpha=(1.0, 0.0, -0.5, 2.0)),
                  kwargs=("alpha",), in_ulps=3, out_ulps=2, computes_in=_lowest, conditions=(_NONE_RULE,),
+                 overflow=nm.product_overflow, underflow=nm.product_underflow, overflow_inside=True,
                  samples=(Sample(((2, 3), (2, 1)), {"const": -1.25, "at": 1, "alpha": 0.0}),),
                  row="function:muladd", op_name="muladd",
                  notes="pygrad.function: three operands, a constant at any position, alpha=0 returns None"),
     FunctionSpec(name="fn_softplus", arity=1, code="softplus({0}{targs})", function=softplus,
                  torch=_softplus_torch, numpy=_softplus_numpy, rule=WithParams(beta=(1.0, 2.0, 0.5)),
                  kwargs=("beta",), domain=lambda args: ("real",), sign=nm.nonnegative, in_ulps=1, out_ulps=4,
-                 bwd_abs=nm.smooth_bwd_abs(4), wide_range=True, row="function:softplus", op_name="softplus",
+                 bwd_abs=nm.smooth_bwd_abs(4), wide_range=True, overflow=_softplus_overflow,
+                 row="function:softplus", op_name="softplus",
                  notes="pygrad.function: one operand, the rule returns a single array"),
 ]
 

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from hypothesis import strategies as st
 
+from reference.registry.regimes import LAYOUTS, layout_reached
 from reference.registry.spec import Condition
 
 
@@ -35,6 +36,8 @@ class TrainUse:
     count_differs: bool = False       # step_single's batch_size differs from its number of calls
     zero_gradient: bool = False       # some weight's gradient is exactly 0 at a step after the first
     absent_some_steps: bool = False   # a parameter in the loss's graph at some steps, absent at others
+    layouts: tuple = ()   # per parameter (the Module's weights, then the one outside it): its memory layout
+    shapes: tuple = ()    # per parameter, in the same order
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,13 @@ COMMON = (
     Condition("step_single batch_size != calls", lambda u: u.count_differs),
     Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient),
     Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps),
-)
+    # The layout regimes (registry.regimes, group "layout"): parameters whose values are views
+    # in another memory layout, as `load_state_dict` of a Fortran-ordered array or
+    # `w.value = view` leave them -- the optimizer updates them (in place where nothing else
+    # refers to the array). TODO(pairs): their maker sets the draft's `layouts`
+    # (`regimes.spread_layouts` of the parameters' shapes).
+) + tuple(Condition(layout.name, lambda u, key=key: layout_reached(key, u.layouts, u.shapes), group="layout")
+          for key, layout in LAYOUTS.items())
 
 
 def _visible(key: str, name: str, test):

@@ -86,6 +86,29 @@ def layout_code(key: str, expr: str) -> str:
     return LAYOUTS[key].code.format(expr) if key else expr
 
 
+def fitting_layout(key: str, shape) -> str:
+    """`key` where it changes something for an operand of `shape`, else "" (as it is)."""
+    return key if key and LAYOUTS[key].fits_shape(tuple(shape)) else ""
+
+
+def spread_layouts(shapes) -> tuple:
+    """One layout key per operand of `shapes`, so that every layout is on some operand it
+    changes, where the operands allow: the layouts that fit the fewest operands are placed
+    first; operands left over keep "" (C-contiguous)."""
+    out = [""] * len(shapes)
+    for key in sorted(LAYOUTS, key=lambda k: sum(bool(fitting_layout(k, s)) for s in shapes)):
+        free = [i for i, s in enumerate(shapes) if not out[i] and fitting_layout(key, s)]
+        if free:
+            out[free[0]] = key
+    return tuple(out)
+
+
+def layout_reached(key: str, layouts, shapes) -> bool:
+    """Whether some operand is in layout `key` with a shape that the layout changes
+    (`layouts` and `shapes` per operand)."""
+    return any(k == key and LAYOUTS[key].fits_shape(tuple(s)) for k, s in zip(layouts, shapes))
+
+
 # ---------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Regime:
@@ -119,7 +142,7 @@ def _layout_regime(layout: Layout) -> Regime:
             raise Infeasible(f"no operand of shapes {sample.shapes} takes a {layout.name}")
         return dataclasses.replace(sample, layouts=new)
     def test(spec, use: Use) -> bool:
-        return any(k == layout.key and layout.fits_shape(tuple(s)) for k, s in zip(use.layouts, use.shapes))
+        return layout_reached(layout.key, use.layouts, use.shapes)
     return Regime(layout.name, "layout", lambda spec: True, test, make,
                   fd=True, doc=f"pygrad's operands as a {layout.name} (`{layout.code.format('a')}`)")
 

@@ -67,6 +67,20 @@ class Broadcast(Rule):
 
 
 # ---------------------------------------------------------------------------- reflected
+def fit_constant(sample: Sample, x: tuple) -> Sample:
+    """`sample` whose array constant (`args["const"]`, if any) follows the new sizes `x` of
+    what it broadcasts with: each of its sides > 1 becomes the aligned side of `x` (or the
+    largest of `x`, where that one is 1)."""
+    c = sample.args.get("const")
+    if not isinstance(c, np.ndarray):
+        return sample
+    x = tuple(x)
+    widest = max(x, default=1)
+    aligned = (1,) * (c.ndim - len(x)) + x[-c.ndim:] if c.ndim else ()
+    new = tuple(1 if n == 1 else (m if m > 1 else widest) for n, m in zip(c.shape, aligned[-c.ndim:]))
+    return replace_args(sample, const=np.resize(c, new))
+
+
 class Reflected(Rule):
     """`c op x` with a constant on the left: a Python float or an array broadcast with x.
     `const_domain` restricts the constant ("pos" for a power's base)."""
@@ -105,16 +119,7 @@ class Reflected(Rule):
                 Sample(((2, 3),), {"const": self._const(r, (3,), "float32")}, dtypes=F32)]
 
     def refit(self, spec, sample):
-        """An array constant follows its tensor's new sizes: each of its sides > 1 becomes the
-        tensor's aligned side (or the tensor's largest, where that one is 1)."""
-        c = sample.args.get("const")
-        if not isinstance(c, np.ndarray):
-            return sample
-        x = tuple(sample.shapes[0])
-        widest = max(x, default=1)
-        aligned = (1,) * (c.ndim - len(x)) + x[-c.ndim:] if c.ndim else ()
-        new = tuple(1 if n == 1 else (m if m > 1 else widest) for n, m in zip(c.shape, aligned[-c.ndim:]))
-        return replace_args(sample, const=np.resize(c, new))
+        return fit_constant(sample, sample.shapes[0])
 
     def plan(self, spec, shape, sign, fd, dtype):
         @st.composite
