@@ -1,10 +1,12 @@
 """The deterministic coverage pass: every row's samples, before any random example.
 
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
-(`OpSpec.all_samples()`, the layer and optimizer tables' `samples` and layers' `alone` runs,
-the Module row's `MODULE_SAMPLES`), the plain one first; this module turns them into cases
-with deterministic values (the engine's graphs from `ENGINE_SAMPLES`), and adds a deep graph. `row_cases(row)` is the
-pass of one report row; the gate runs every row's, in full, whatever its budget.
+as drafts (`OpSpec.all_samples()`, `LayerSpec.drafts()`, `OptimizerSpec.drafts()`, the
+Module row's `MODULE_SAMPLES`, the engine row's `ENGINE_SAMPLES`), the plain one first; this
+module turns a draft into a case with deterministic values (`op_case`, `layer_case`,
+`module_sample_case`, `train_case`, `engine_case`: the same builders make the pair samples of
+`reference.pairs`). `row_cases(row)` is the pass of one report row; the gate runs every
+row's, in full, whatever its budget.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from reference.checks.training import TrainRun
 from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
-from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
-from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS, EngineSample
+from reference.registry.layers import DropoutRun, LayerDraft
+from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED, ModuleSample
+from reference.registry.optimizers import TrainDraft
 from reference.value_strategies import simplex_rows
 
 
@@ -74,19 +78,24 @@ def sample_case(spec, index: int) -> ProgramCase:
     """Sample `index` of `spec` as a program case; the first (plain, smooth) one is also
     checked against finite differences -- the random phase's FD properties do the rest."""
     sample = spec.all_samples()[index]
+    return op_case(spec, sample, (spec.name, index), fd=index == 0 and sample.values == "smooth")
+
+
+def op_case(spec, sample, key: tuple, fd: bool) -> ProgramCase:
+    """`sample` of `spec` as a program case, its values drawn from a generator seeded by `key`."""
     n = 1 if sample.same_operand else len(sample.shapes)
     roles = tuple("constant" if i in sample.constant else "array" if i in sample.arrays else "input"
                   for i in range(n))
     prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
                            spec.domains(sample.args)[:n], sample.same_operand)
-    rng = np.random.default_rng(_seed(spec.name, index))
+    rng = np.random.default_rng(_seed(*key))
     values = sample_values(spec, sample, [f"x{i}" for i in range(len(sample.shapes))], rng)
     if sample.same_operand:
         values = {"x0": values["x0"]}
     for w in cots:
         values[w] = np.asarray(rng.uniform(0.5, 1.5, prog.shape(w)) * rng.choice([-1.0, 1.0], prog.shape(w)),
                                dtype=prog.dtype(w))
-    return ProgramCase(prog, values, _seed(spec.name, index, "noise"), fd=index == 0 and sample.values == "smooth")
+    return ProgramCase(prog, values, _seed(*key, "noise"), fd=fd)
 
 
 def _op_cases(spec) -> list:
@@ -103,10 +112,14 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
     return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer))
 
 
+def module_sample_case(s: ModuleSample) -> ModuleCase:
+    """A `ModuleSample` (the Module row's draft) as a case."""
+    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
+
+
 def _module_cases() -> list:
     """The Module row's samples (`registry.module_row`), then every other end a Module may have."""
-    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
-           for s in MODULE_SAMPLES]
+    out = [module_sample_case(s) for s in MODULE_SAMPLES]
     base = LOSS_BASE
     acts = shapes(ModuleSpec(base.input, base.layers, base.loss))
     for loss in MODULE_LOSSES:
@@ -115,18 +128,25 @@ def _module_cases() -> list:
     return out
 
 
-def _layer_cases(spec) -> list:
-    out = []
-    for k, (layer, shape) in enumerate(spec.samples):
-        layers = [layer]
-        acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
-        for dtype in ("float64", "float32") if k == 0 else ("float64",):
-            model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
-            out.append(module_case(model, (2,)))
-    return out + [DropoutCase(run) for run in spec.alone]
+def layer_case(d: LayerDraft):
+    """A `LayerDraft` as a case: the layer first in a Module completed to the plain loss, or
+    (mode "training") Dropout alone."""
+    if d.mode == "training":
+        return DropoutCase(DropoutRun(d.shape, d.layer.get("rate"), d.seed, d.dtype))
+    acts = [d.shape, d.layer.spec.out_shape(d.layer, d.shape, [d.shape])]
+    model = ModuleSpec(d.shape, tuple(complete([d.layer], acts, PLAIN.loss)), PLAIN.loss, d.dtype)
+    return module_case(model, d.sizes)
 
 
 # ---------------------------------------------------------------------------- optimizers
+def train_case(name: str, d: TrainDraft) -> TrainCase:
+    """A `TrainDraft` of optimizer `name` as a case (the options left at their defaults are
+    not passed: the run's seed names only those given)."""
+    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused")
+               if getattr(d, k) != getattr(TrainDraft, k)}
+    return train_run(name, d.hyper, steps=d.steps, chunks=d.chunks, dtype=d.dtype, **options)
+
+
 def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
     spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
     seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
@@ -137,14 +157,6 @@ def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> 
     return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
 
 
-def _optimizer_cases(spec) -> list:
-    plain, visible = spec.samples[0], spec.samples[-1]
-    return [train_run(spec.name, plain), train_run(spec.name, visible, steps=5),
-            train_run(spec.name, plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
-            train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
-            train_run(spec.name, visible, dtype="float32")]
-
-
 # ---------------------------------------------------------------------------- engine
 def _program(nodes, inputs, seed) -> tuple:
     prog, cots = with_loss(inputs, nodes)
@@ -153,15 +165,15 @@ def _program(nodes, inputs, seed) -> tuple:
     return prog, values
 
 
-def _engine_cases() -> list:
-    """The engine row's samples (`registry.engine_row`), then the deep graph."""
+def engine_case(s: EngineSample):
+    """An `EngineSample` (the engine row's draft) as a case: its graph under its check, or the
+    deep graph."""
+    if s.graph == "deep":
+        return DeepGraphCase(DEEP_STEPS)
     inputs = [Input(name, shape, role=role) for name, shape, role in ENGINE_INPUTS]
-    out = []
-    for s in ENGINE_SAMPLES:
-        nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
-        prog, values = _program(nodes, inputs, s.values_seed)
-        out.append(ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop))
-    return out + [DeepGraphCase(DEEP_STEPS)]
+    nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
+    prog, values = _program(nodes, inputs, s.values_seed)
+    return ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop)
 
 
 # ---------------------------------------------------------------------------- per row
@@ -172,14 +184,14 @@ def row_cases(row: str) -> list:
             return _op_cases(spec)
     for spec in LAYERS.values():
         if spec.row == row:
-            return _layer_cases(spec)
+            return [layer_case(d) for d in spec.drafts()]
     for spec in OPTIMIZERS.values():
         if spec.row == row:
-            return _optimizer_cases(spec)
+            return [train_case(spec.name, d) for d in spec.drafts()]
     if row == MODULE_ROW:
         return _module_cases()
     if row == ENGINE_ROW:
-        return _engine_cases()
+        return [engine_case(s) for s in ENGINE_SAMPLES]
     raise KeyError(f"no coverage samples for row {row!r}")
 
 
@@ -194,4 +206,5 @@ def unit_rows(unit: str) -> list:
     return [spec.row for spec in OPTIMIZERS.values()] if unit == "optimizers" else [unit]
 
 
-__all__ = ["row_cases", "coverage_units", "unit_rows", "sample_case", "spec_of"]
+__all__ = ["row_cases", "coverage_units", "unit_rows", "sample_case", "spec_of", "op_case", "layer_case",
+           "module_sample_case", "train_case", "engine_case"]

@@ -9,7 +9,7 @@ error inputs. Nothing outside the entry branches on the op's name.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -231,11 +231,11 @@ class OpSpec:
         """The rule's conditions, the op's own, and those its flags imply."""
         extra = []
         if self.exact_kinks:
-            extra.append(Condition("exact kink point", _at_exact_kink(self)))
+            extra.append(Condition("exact kink point", _at_exact_kink(self), _values("kinks")))
         if self.wide_range:
             extra.append(Condition("large magnitudes",
                                    lambda use: use.values is not None and any(
-                                       np.any(np.abs(v) > 100) for v in use.values)))
+                                       np.any(np.abs(v) > 100) for v in use.values), _values("wide")))
         return tuple(self.rule.conditions) + tuple(self.conditions) + tuple(extra)
 
     def all_samples(self) -> tuple:
@@ -244,6 +244,11 @@ class OpSpec:
     def all_infeasible(self) -> dict:
         """{frozenset pair of condition names: reason}: the rule's declarations and the op's."""
         return {**getattr(self.rule, "infeasible", {}), **self.infeasible}
+
+
+def _values(kind: str):
+    """Maker: the sample's values filled as `kind` ("kinks", "wide")."""
+    return lambda sample: replace(sample, values=kind)
 
 
 def _at_exact_kink(spec: OpSpec):

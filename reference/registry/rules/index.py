@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.registry import makers
 from reference.registry.rules.base import F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, Plan, Sample
 from reference.value_strategies import R, floats, scalar
@@ -46,7 +47,8 @@ class Index(Rule):
     def __init__(self, key: str, kinds: tuple):
         self.key = key
         self.conditions = (FLOAT32,) + tuple(
-            Condition(k, lambda u, k=k: k in index_kinds(u.args[self.key])) for k in kinds)
+            Condition(k, lambda u, k=k: k in index_kinds(u.args[self.key]), makers.index_item(key, k, index_kinds))
+            for k in kinds)
 
     def samples(self, spec):
         a = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
@@ -95,7 +97,8 @@ class Masked(Index):
     def __init__(self):
         super().__init__("idcs", ("slice", "integer array", "repeated indices", "boolean mask",
                                   "advanced and basic mixed"))
-        self.conditions += (Condition("nonzero fill value", lambda u: u.args.get("value", 0.0) != 0),)
+        self.conditions += (Condition("nonzero fill value", lambda u: u.args.get("value", 0.0) != 0,
+                                      makers.args(value=1.5)),)
 
     def samples(self, spec):
         return super().samples(spec) + [Sample(((4, 3),), {"idcs": (np.array([0, 3]),), "value": 1.5}),
