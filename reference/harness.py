@@ -3,9 +3,10 @@
 - `attempt(case)` runs one case under the per-example time limit and says what happened:
   passed (with its `Outcome`), invalid (the oracles cannot judge it), failed (a `Mismatch`)
   or timed out (pygrad did not return: a finding, the row set aside from then on).
-- `run_samples(cases)` is the coverage pass of one row: every case runs, each failure whose
-  signature no earlier finding explains is recorded at once (no shrinking: the samples are
-  small by construction), and the test fails at the end if any was found.
+- `run_samples(cases)` is the coverage pass of one row (and, `timed`, its pair samples, until
+  the test's time share is spent): every case runs, each failure whose signature no earlier
+  finding explains is recorded at once (no shrinking: the samples are small by
+  construction), and the test fails at the end if any was found.
 - `run_property(strategy)` is a random property: hypothesis draws and shrinks. In a gate run
   a finding does not end the test: it is recorded with its shrunk reproducer, set aside, and
   hypothesis resumes (with the next seed) to look for failures with other signatures, until
@@ -186,16 +187,19 @@ def _explained(sig: tuple, extra=()) -> bool:
 
 
 # ---------------------------------------------------------------------------- coverage pass
-def run_samples(cases, test: str) -> int:
-    """Run every case (see the module docstring); returns the number of findings."""
+def run_samples(cases, test: str, timed: bool = False) -> int:
+    """Run every case (see the module docstring) -- with `timed`, while the test's time share
+    lasts; returns the number of findings."""
     found = []
     for case in cases:
+        if timed and session.time_left() <= 0:
+            break
         if case.rows() & session.fatal_rows():
             session.set_aside()
             continue
         status, value = attempt(case, test)
         if status == "passed":
-            session.record(case.conditions(), value)
+            session.record(case.condition_sets(), value)
         elif status == "invalid":
             session.invalid()
         else:
@@ -236,7 +240,7 @@ def example(case, test: str):
         note(f"finite differences skipped: {value.fd_skipped}")   # the strategy should have kept off kinks
         session.invalid()
         reject()
-    session.record(case.conditions(), value)
+    session.record(case.condition_sets(), value)
     target(min(value.err_torch, 1e6), label="error/tolerance against torch")
     if value.err_fd is not None:
         target(min(value.err_fd, 1e6), label="error/tolerance against finite differences")

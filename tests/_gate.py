@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONTRACT_FIELDS = {"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"}
 EXTRA_FIELDS = {"profile", "shard", "examples_per_test", "interrupted", "cut", "crashed", "require_coverage",
                 "exit_status", "verdict", "examples", "tests", "first_failure_s", "thin", "internal_errors"}
-ROW_FIELDS = {"op", "examples", "max_err_torch", "max_err_fd", "status", "conditions"}
+ROW_FIELDS = {"op", "examples", "max_err_torch", "max_err_fd", "status", "conditions", "pairs", "unreached_pairs"}
 FAILURE_CONTRACT_FIELDS = {"test", "op", "check", "message", "reproducer"}
 CHECK_KINDS = {"value", "grad", "fd", "invariant", "structure", "error"}
 

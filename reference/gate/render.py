@@ -27,17 +27,32 @@ def reached(row: dict) -> str:
     return f"{sum(n > 0 for n in conds.values())}/{len(conds)}" if conds else "-"
 
 
+def pairs(row: dict) -> str:
+    """'reached/feasible' pairs of conditions ('-' for a row with fewer than two conditions)."""
+    p = row.get("pairs")
+    return f"{p['reached']}/{p['feasible']}" if p else "-"
+
+
+def pair_share(rows: list) -> str:
+    """The run's feasible pairs of conditions reached together in one use, all rows."""
+    got = sum(r["pairs"]["reached"] for r in rows if r.get("pairs"))
+    total = sum(r["pairs"]["feasible"] for r in rows if r.get("pairs"))
+    return f"{got} of {total} feasible ({100 * got / max(total, 1):.1f}%)"
+
+
 def table(rows: list) -> Table:
     t = Table(title="pygrad reference suite: per-row results (errors in units of the tolerance; <= 1 passes; "
-                    "conditions reached / declared)", title_justify="left")
+                    "conditions reached / declared; feasible pairs of conditions reached together / feasible)",
+              title_justify="left")
     for col, just in (("row", "left"), ("examples", "right"), ("max err/tol vs torch", "right"),
-                      ("max err/tol vs FD", "right"), ("worst", "right"), ("conditions", "right"), ("status", "left")):
+                      ("max err/tol vs FD", "right"), ("worst", "right"), ("conditions", "right"), ("pairs", "right"),
+                      ("status", "left")):
         t.add_column(col, justify=just)
     for row in rows:
         w = worst(row)
         fd = f"{row['max_err_fd']:.3g}" if row.get("fd_ran", row["max_err_fd"] > 0) else "-"
         t.add_row(escape(row["op"]), str(row["examples"]), f"{row['max_err_torch']:.3g}", fd,
-                  f"[{_shade(w)}]{w:.3g}[/]", reached(row), STATUS[row["status"]])
+                  f"[{_shade(w)}]{w:.3g}[/]", reached(row), pairs(row), STATUS[row["status"]])
     return t
 
 
@@ -90,13 +105,14 @@ def markdown(doc: dict, verdict: str, profile: str = "") -> str:
              f"{doc.get('examples', 0)} examples, {doc['elapsed_s']:.1f} s, seed {doc['seed']} (replay with "
              f"`pygrad-check --seed {doc['seed']}`), {doc['workers']} worker(s)"
              + (f", profile `{profile}`" if profile else "") + ". Errors are in units of each example's "
-             "tolerance (<= 1 passes); conditions: bug-prone conditions reached / declared.", "",
-             "| row | examples | max err/tol vs torch | max err/tol vs FD | worst | conditions | status |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "tolerance (<= 1 passes); conditions: bug-prone conditions reached / declared; pairs: feasible "
+             f"pairs of conditions reached together in one use / feasible ({pair_share(doc['ops'])}).", "",
+             "| row | examples | max err/tol vs torch | max err/tol vs FD | worst | conditions | pairs | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in doc["ops"]:
         status = {"pass": "pass", "thin": "*thin*", "fail": "**FAIL**"}[row["status"]]
         lines.append(f"| `{row['op']}` | {row['examples']} | {row['max_err_torch']:.3g} | {row['max_err_fd']:.3g} | "
-                     f"{worst(row):.3g} | {reached(row)} | {status} |")
+                     f"{worst(row):.3g} | {reached(row)} | {pairs(row)} | {status} |")
     thin = thin_lines(doc["ops"])
     if thin:
         lines += ["", "Unreached conditions:", ""] + [f"- {escape_md(t)}" for t in thin]

@@ -2,8 +2,9 @@
 
 `summarize` turns the workers' records into one row per report row -- examples, the worst
 error against torch and against finite differences (in units of the tolerance), the
-conditions reached and how often, and a status: `fail` (a finding is blamed on it), `thin`
-(some condition was never reached) or `pass` -- and the distinct findings (one per
+conditions reached and how often, the feasible pairs of conditions reached together in one
+use (`pairs`, and the `unreached_pairs`), and a status: `fail` (a finding is blamed on it),
+`thin` (some condition was never reached) or `pass` -- and the distinct findings (one per
 signature, the earliest). `document` is the JSON report (the contract's fields, plus
 coverage and timing fields); `merge` combines shard reports into one.
 """
@@ -41,10 +42,20 @@ def status_of(row: dict, failed: set) -> str:
     return "thin" if any(n == 0 for n in row["conditions"].values()) else "pass"
 
 
-def summarize(records: list, rows: list, conditions: dict) -> Summary:
-    """`rows`: the report's rows in order; `conditions`: row -> its condition names."""
-    stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0)}
-             for r in rows}
+def pair_fields(feasible: list, reached) -> dict:
+    """The row's JSON fields of pairs: `pairs` {"reached", "feasible"} and `unreached_pairs`
+    (the feasible pairs -- [a, b] in the row's condition order -- no use reached; `reached`:
+    pairs as sorted tuples)."""
+    missing = [list(p) for p in feasible if tuple(sorted(p)) not in reached]
+    return {"pairs": {"reached": len(feasible) - len(missing), "feasible": len(feasible)}, "unreached_pairs": missing}
+
+
+def summarize(records: list, rows: list, conditions: dict, feasible: dict | None = None) -> Summary:
+    """`rows`: the report's rows in order; `conditions`: row -> its condition names;
+    `feasible`: row -> its feasible pairs (rows with two conditions or more)."""
+    feasible = feasible or {}
+    stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0),
+                 "pairs": set()} for r in rows}
     findings, internal = {}, []
     s = Summary([], [], [])
     for r in records:
@@ -65,6 +76,9 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
                 for c, k in conds.items():
                     if c in st["conds"]:
                         st["conds"][c] += k
+            for row, pairs in r.get("pairs", {}).items():
+                if row in stats:
+                    stats[row]["pairs"].update(tuple(sorted(p)) for p in pairs)
         elif kind == "finding":
             k = key(r)
             if k not in findings or r["t"] < findings[k]["t"]:
@@ -77,6 +91,8 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
         entry = {"op": row, "examples": st["examples"], "max_err_torch": float(st["torch"]),
                  "max_err_fd": float(st["fd"]) if st["fd"] is not None else 0.0, "status": "",
                  "conditions": st["conds"], "fd_ran": st["fd"] is not None}
+        if row in feasible:
+            entry.update(pair_fields(feasible[row], st["pairs"]))
         entry["status"] = status_of(entry, failed)
         s.rows.append(entry)
     s.findings = sorted(findings.values(), key=lambda f: f["t"])
@@ -151,6 +167,11 @@ def merge(docs: list) -> dict:
             m["max_err_fd"] = max(m["max_err_fd"], r["max_err_fd"])
             for c, k in r.get("conditions", {}).items():
                 m["conditions"][c] = m["conditions"].get(c, 0) + k
+            if "unreached_pairs" in r:   # a pair counts if any shard reached it
+                left = {tuple(p) for p in r["unreached_pairs"]}
+                m["unreached_pairs"] = [p for p in m.get("unreached_pairs", r["unreached_pairs"]) if tuple(p) in left]
+                m["pairs"] = {"feasible": r["pairs"]["feasible"],
+                              "reached": r["pairs"]["feasible"] - len(m["unreached_pairs"])}
     failures, seen = [], set()
     for f in sorted((f for d in docs for f in d["failures"]), key=lambda f: f.get("found_at_s") or 0):
         k = (f["op"], f["check"], tuple(f.get("signature", ())))

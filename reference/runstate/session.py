@@ -5,11 +5,14 @@ run -- a plain `pytest` -- nothing is written and there is no budget):
 
 - `PYGRAD_CHECK_DIR`: a fresh directory; each pytest process appends JSON lines to its own
   `<worker>.jsonl` (`runstate.streams`): `collected`, `start`, `tick` (examples so far), `finding`
-  (as soon as one is found, shrunk), `test` (per-row statistics and conditions of a test);
+  (as soon as one is found, shrunk), `test` (per-row statistics, conditions and pairs of
+  conditions reached together in one use, of a test);
 - `PYGRAD_CHECK_START` / `PYGRAD_CHECK_DEADLINE`: when the run started and when drawing must
-  stop (epoch seconds). The coverage pass always runs in full; each random test then gets a
-  share of the time left that follows evidence (`share`): more for tests whose rows still
-  have rarely reached conditions, and whose examples are cheap;
+  stop (epoch seconds). The coverage pass always runs in full; the pair samples (a test per
+  coverage unit) then get at most PAIR_SHARE of the time left, split by their rows' feasible
+  pairs and example costs; each random test then gets a share of the time left that follows
+  evidence (`share`): more for tests whose rows still have rarely reached conditions, and
+  whose examples are cheap;
 - `PYGRAD_CHECK_EXAMPLES`: a fixed number of examples per random test instead of time;
 - `PYGRAD_CHECK_SEED`, `PYGRAD_CHECK_ONLY`, `PYGRAD_CHECK_SHARD` ("I/N"),
   `PYGRAD_CHECK_TIMEOUT` (seconds one example may take).
@@ -42,6 +45,7 @@ BUDGET_SPENT = "pygrad-check: time budget spent"
 TICK_SECONDS = 0.5
 DEFAULT_TIMEOUT = 10.0
 INFLIGHT_BYTES = 1 << 20
+PAIR_SHARE = 0.4      # the most of the time left after the coverage pass the pair samples may take
 
 
 def gate_mode() -> bool:
@@ -115,6 +119,7 @@ class TestStats:
     invalid: int = 0
     set_aside: int = 0
     rows: dict = field(default_factory=dict)    # row -> [examples, max torch, max fd or None, Counter]
+    pairs: dict = field(default_factory=dict)   # row -> {(a, b)}: conditions reached in one use (a < b)
     findings: list = field(default_factory=list)
 
 
@@ -122,7 +127,9 @@ class _State:
     writer: Writer | None = None
     current: TestStats | None = None
     tests: dict = {}                # random test nodeid -> declared rows
+    pair_tests: dict = {}           # pair-sample test nodeid -> its rows
     conditions: dict = {}           # row -> the conditions it must reach (every row of the report)
+    feasible: dict = {}             # row -> the number of feasible pairs of its conditions
     stream: Stream | None = None
     known: list = []                # signatures of every finding seen (this run)
     fatal: set = set()              # rows with a hang or crash finding
@@ -142,13 +149,18 @@ def _write(record: dict) -> None:
     S.writer.write(record)
 
 
-def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None) -> None:
+def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None,
+              pair_tests: dict | None = None, feasible: dict | None = None) -> None:
     """The tests of this process's session: their count, the random ones' rows, how many
-    make the coverage pass, and the report's rows with their conditions (`rows`: those the
-    run reports; `conditions`: row -> conditions of every row, for the time shares)."""
+    make the coverage pass, the pair-sample tests' rows, and the report's rows with their
+    conditions (`rows`: those the run reports; `conditions`: row -> conditions of every row,
+    for the time shares) and feasible pairs (`feasible`: row -> [[a, b], ...])."""
     S.tests = dict(random_tests)
+    S.pair_tests = dict(pair_tests or {})
     S.conditions = dict(conditions or {})
-    _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows})
+    S.feasible = {row: len(p) for row, p in (feasible or {}).items()}
+    _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows,
+            "feasible_pairs": {row: p for row, p in (feasible or {}).items() if row in dict(rows)}})
 
 
 def _poll() -> list:
@@ -167,11 +179,22 @@ def _poll() -> list:
     return new
 
 
+PAIR_OVERHEAD = 0.05   # seconds a row's pair samples take to build, besides running them
+
+
+def pair_weight(rows: list, feasible: dict, costs: dict) -> float:
+    """How much time a pair-sample test needs: per row, building its samples and running
+    about one per feasible pair at its examples' typical cost (an upper bound: one sample
+    covers several pairs)."""
+    return sum(PAIR_OVERHEAD + feasible.get(row, 0) * costs.get(row, 0.02) for row in rows)
+
+
 def begin(nodeid: str, kind: str) -> None:
-    """Start a test. A random test's deadline is its share of the time left."""
+    """Start a test. A random test's deadline is its share of the time left; a pair-sample
+    test's, its share of PAIR_SHARE of it."""
     now = time.time()
     deadline = math.inf
-    if gate_mode() and kind == "random" and os.environ.get(ENV_DEADLINE) and fixed_examples() is None:
+    if gate_mode() and kind in ("random", "pairs") and os.environ.get(ENV_DEADLINE) and fixed_examples() is None:
         _poll()
         records = S.stream.records
         started = {r["test"] for r in records if r.get("kind") == "start"}
@@ -184,14 +207,20 @@ def begin(nodeid: str, kind: str) -> None:
                         h[c] = h.get(c, 0) + k
                     if n:
                         costs[row] = r["seconds"] / max(n, 1)
-        for row in {row for rows in S.tests.values() for row in rows}:
-            h = hits.setdefault(row, {})
-            for c in S.conditions.get(row, ()):
-                h.setdefault(c, 0)
-        weights = {t: weight(rows, hits, costs) for t, rows in S.tests.items()}
-        waiting = {t for t in S.tests if t not in started}
         workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-        deadline = now + share(float(os.environ[ENV_DEADLINE]) - now, workers, weights, waiting, nodeid)
+        remaining = float(os.environ[ENV_DEADLINE]) - now
+        if kind == "pairs":
+            weights = {t: pair_weight(rows, S.feasible, costs) for t, rows in S.pair_tests.items()}
+            waiting = {t for t in S.pair_tests if t not in started}
+            deadline = now + share(remaining * PAIR_SHARE, workers, weights, waiting, nodeid)
+        else:
+            for row in {row for rows in S.tests.values() for row in rows}:
+                h = hits.setdefault(row, {})
+                for c in S.conditions.get(row, ()):
+                    h.setdefault(c, 0)
+            weights = {t: weight(rows, hits, costs) for t, rows in S.tests.items()}
+            waiting = {t for t in S.tests if t not in started}
+            deadline = now + share(remaining, workers, weights, waiting, nodeid)
     S.current = TestStats(nodeid, kind, deadline)
     _write({"kind": "start", "test": nodeid, "t": elapsed()})
 
@@ -217,12 +246,19 @@ def check_budget() -> None:
         pytest.skip(BUDGET_SPENT)
 
 
-def record(conditions: dict, outcome) -> None:
-    """One judged example: its rows' worst error ratios and the conditions it reached."""
+def record(uses, outcome) -> None:
+    """One judged example: its rows' worst error ratios, the conditions it reached, and the
+    pairs of conditions reached together in one use (`uses`: [(row, conditions)], one per
+    use, as `condition_sets()` of a case gives them)."""
     t = S.current
     if t is None:
         return
     t.examples += 1
+    conditions: dict = {}
+    for row, conds in uses:
+        conditions.setdefault(row, set()).update(conds)
+        ranked = sorted(conds)
+        t.pairs.setdefault(row, set()).update((a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:])
     for row, conds in conditions.items():
         stats = t.rows.setdefault(row, [0, 0.0, None, Counter()])
         stats[0] += 1
@@ -288,9 +324,10 @@ def end(outcome: str) -> None:
         _write({"kind": "tick", "examples": S.unticked})
         S.unticked = 0
     rows = {row: [n, mt, mf, dict(c)] for row, (n, mt, mf, c) in t.rows.items()}
+    pairs = {row: sorted(map(list, p)) for row, p in t.pairs.items() if p}
     _write({"kind": "test", "test": t.nodeid, "kind_of_test": t.kind, "outcome": outcome, "examples": t.examples,
-            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "seconds": time.time() - t.began,
-            "findings": len(t.findings)})
+            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "pairs": pairs,
+            "seconds": time.time() - t.began, "findings": len(t.findings)})
     S.current = None
 
 
