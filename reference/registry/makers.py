@@ -22,9 +22,11 @@ from reference.registry.spec import Infeasible, Sample
 
 
 # ---------------------------------------------------------------------------- declarations
-def excludes(condition: str, others, reason: str) -> dict:
-    """{frozenset({condition, other}): reason} for each of `others`: pairs that cannot meet."""
-    return {frozenset({condition, other}): reason for other in others}
+def excludes(conditions, others, reason: str) -> dict:
+    """{frozenset({condition, other}): reason} for each of `conditions` (a name or several)
+    and each of `others` but itself: pairs that cannot meet."""
+    names = (conditions,) if isinstance(conditions, str) else tuple(conditions)
+    return {frozenset({c, other}): reason for c in names for other in others if other != c}
 
 
 # ---------------------------------------------------------------------------- shapes

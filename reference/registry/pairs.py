@@ -20,32 +20,29 @@ from reference.registry.ops import OPS
 from reference.registry.optimizers import OPTIMIZERS
 
 
-def row_condition_specs(row: str) -> tuple:
-    """The row's `Condition`s, in report order (a name stated twice counts once: the first)."""
-    found: tuple = ()
+def _declared(row: str) -> tuple:
+    """(conditions, {pair: reason}) as the row's entry states them."""
     for spec in list(OPS.values()) + list(LOSS_OPS.values()):
         if spec.row == row:
-            found = spec.all_conditions()
-            break
-    else:
-        for spec in list(LAYERS.values()) + list(OPTIMIZERS.values()):
-            if spec.row == row:
-                found = spec.conditions
-                break
-        else:
-            found = {MODULE_ROW: MODULE_CONDITIONS, ENGINE_ROW: ENGINE_CONDITIONS}.get(row, ())
-    return tuple({c.name: c for c in reversed(found)}[name] for name in dict.fromkeys(c.name for c in found))
+            return spec.all_conditions(), spec.all_infeasible()
+    for spec in list(LAYERS.values()) + list(OPTIMIZERS.values()):
+        if spec.row == row:
+            return spec.conditions, dict(spec.infeasible)
+    return {MODULE_ROW: (MODULE_CONDITIONS, MODULE_INFEASIBLE),
+            ENGINE_ROW: (ENGINE_CONDITIONS, ENGINE_INFEASIBLE)}.get(row, ((), {}))
+
+
+def row_condition_specs(row: str) -> tuple:
+    """The row's `Condition`s, in report order (a name stated twice counts once: the first)."""
+    first: dict = {}
+    for c in _declared(row)[0]:
+        first.setdefault(c.name, c)
+    return tuple(first.values())
 
 
 def row_infeasible(row: str) -> dict:
     """{frozenset pair of condition names: reason}: the row's declared infeasible pairs."""
-    for spec in list(OPS.values()) + list(LOSS_OPS.values()):
-        if spec.row == row:
-            return spec.all_infeasible()
-    for spec in list(LAYERS.values()) + list(OPTIMIZERS.values()):
-        if spec.row == row:
-            return dict(spec.infeasible)
-    return dict({MODULE_ROW: MODULE_INFEASIBLE, ENGINE_ROW: ENGINE_INFEASIBLE}.get(row, {}))
+    return dict(_declared(row)[1])
 
 
 @dataclass(frozen=True)

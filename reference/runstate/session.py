@@ -111,7 +111,7 @@ def weight(rows: list, hits: dict, costs: dict) -> float:
 @dataclass
 class TestStats:
     nodeid: str
-    kind: str                       # "coverage" | "random"
+    kind: str                       # "coverage" | "pairs" | "random"
     deadline: float
     began: float = field(default_factory=time.time)
     examples: int = 0

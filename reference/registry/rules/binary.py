@@ -34,9 +34,8 @@ class Broadcast(Rule):
             Condition(f"{side} 1-element", lambda u, i=i: one_element(u, i), makers.one_element(i)),
             mixed(side))) + (USED_TWICE, array_operand("right", 1))
     infeasible = {
-        **{k: v for i, side in enumerate(SIDES) for other in (side, SIDES[1 - i]) for k, v in makers.excludes(
-            f"{side} 0-D", [f"{other} {form}" for form in SIDE_FORMS if (other, form) != (side, "0-D")],
-            "a 0-D operand has no dims; the output has the other operand's shape").items()},
+        **makers.excludes([f"{side} 0-D" for side in SIDES], [f"{s} {form}" for s in SIDES for form in SIDE_FORMS],
+                          "a 0-D operand has no dims; the output has the other operand's shape"),
         **makers.excludes("left 1-element", ["right 1-element", "right size-1 dim stretched"],
                           "all the left operand's dims are 1: the output's dims are the right operand's"),
         **makers.excludes("right 1-element", ["left size-1 dim stretched"],
@@ -188,8 +187,8 @@ class PowScalar(Rule):
                             lambda s: replace(s, args={**s.args, "p": -0.5 if _fractional(s.args["p"]) else -2.0})),
                   Condition("fractional p", lambda u: _fractional(u.args["p"]),
                             lambda s: replace(s, args={**s.args, "p": -0.5 if s.args["p"] < 0 else 1.5})))
-    infeasible = {k: "p is a non-negative integer there" for level in ("p == 2", "p == 0", "p == 1")
-                  for k in makers.excludes(level, ["negative p", "fractional p"], "")}
+    infeasible = makers.excludes(("p == 2", "p == 0", "p == 1"), ["negative p", "fractional p"],
+                                 "p is a non-negative integer there")
 
     def samples(self, spec):
         out = [Sample(((2, 3),), {"p": 3.0})]
@@ -281,9 +280,9 @@ class Matmul(Rule):
                   _matmul_maker(MATMUL_SHAPES["broadcast batch dims"])),
         replace(USED_TWICE, make=_used_twice), array_operand("right", 1))
     infeasible = {
-        **{k: v for side in SIDES for k, v in makers.excludes(
-            f"{side} 1-D", ["batched left, shared right", "batched right, shared left", "broadcast batch dims"],
-            f"a 1-D {side} operand has no batch dims, and the batched side needs 2+ dims on the other").items()},
+        **makers.excludes(("left 1-D", "right 1-D"), ["batched left, shared right", "batched right, shared left",
+                                                      "broadcast batch dims"],
+                          "a 1-D operand has no batch dims, and a batched one needs 2+ dims on the other side"),
         **makers.excludes("broadcast batch dims", ["batched left, shared right", "batched right, shared left"],
                           "broadcast batch dims need a batch of 2+ on both sides; shared means a batch of 1"),
         **makers.excludes("operand used twice", ["broadcast batch dims", "mixed dtypes, float32 left",
