@@ -119,11 +119,14 @@ def test_the_report_counts_pairs_reached_in_one_use_and_merges_shards():
     def test_record(pairs):
         return {"kind": "test", "examples": 1, "rows": {"add": [1, 0.1, None, {}]}, "pairs": {"add": pairs}}
     s = report.summarize([test_record([["float32", "left 0-D"]]), test_record([["left 0-D", "float32"]])], ["add"],
-                         conditions, feasible)
+                         conditions, feasible, {"add": [["left 0-D", "operand used twice"]]})
     row = s.rows[0]
+    assert s.infeasible_reached == []
     assert row["pairs"] == {"reached": 1, "feasible": 3}
     assert row["unreached_pairs"] == [["float32", "operand used twice"], ["left 0-D", "right a plain array"]]
-    other = report.summarize([test_record([["left 0-D", "right a plain array"]])], ["add"], conditions, feasible)
+    other = report.summarize([test_record([["left 0-D", "right a plain array"], ["left 0-D", "operand used twice"]])],
+                             ["add"], conditions, feasible, {"add": [["left 0-D", "operand used twice"]]})
+    assert other.infeasible_reached == [["add", ["left 0-D", "operand used twice"]]]   # a wrong declaration shows
 
     def doc(summary, i):
         return {"seed": 1, "budget_s": 1.0, "workers": 1, "elapsed_s": 1.0, "shard": [i, 2], "failures": [],

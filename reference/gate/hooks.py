@@ -92,10 +92,12 @@ def pytest_collection_modifyitems(config, items):
     from reference.registry import row_conditions, row_pairs, rows
     conditions = {row: list(row_conditions(row)) for row in rows()}
     table = [[row, conditions[row]] for row in rows() if only is None or row in only]
-    feasible = {row: [list(p) for p in row_pairs(row).feasible] for row in rows() if len(conditions[row]) >= 2}
+    pairs = {row: row_pairs(row) for row in rows() if len(conditions[row]) >= 2}
     state.collected(len(items), {i.nodeid: item_rows(i) for i in items if item_kind(i) == "random"},
                     sum(item_kind(i) == "coverage" for i in items), table, conditions,
-                    {i.nodeid: item_rows(i) for i in items if item_kind(i) == "pairs"}, feasible)
+                    {i.nodeid: item_rows(i) for i in items if item_kind(i) == "pairs"},
+                    {row: [list(q) for q in p.feasible] for row, p in pairs.items()},
+                    {row: [list(q) for q in p.infeasible] for row, p in pairs.items() if p.infeasible})
 
 
 def pytest_sessionstart(session):

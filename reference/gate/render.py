@@ -116,6 +116,9 @@ def markdown(doc: dict, verdict: str, profile: str = "") -> str:
     thin = thin_lines(doc["ops"])
     if thin:
         lines += ["", "Unreached conditions:", ""] + [f"- {escape_md(t)}" for t in thin]
+    if doc.get("infeasible_reached"):
+        lines += ["", "Pairs declared infeasible, yet reached in one use (the registry's declaration is wrong):", ""]
+        lines += [f"- `{row}`: {escape_md(a)} + {escape_md(b)}" for row, (a, b) in doc["infeasible_reached"]]
     for f in doc["failures"]:
         lines += ["", f"### `{f['check']}` check in `{f['test']}` (row `{f['op']}`)", "", "```text",
                   f["message"].rstrip(), "```"]

@@ -10,7 +10,7 @@ coverage and timing fields); `merge` combines shard reports into one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Summary:
     tests: int = 0
     invalid: int = 0
     set_aside: int = 0
+    infeasible_reached: list = field(default_factory=list)   # [row, [a, b]]: a declaration proven wrong
 
     @property
     def thin(self) -> list:
@@ -50,10 +51,12 @@ def pair_fields(feasible: list, reached) -> dict:
     return {"pairs": {"reached": len(feasible) - len(missing), "feasible": len(feasible)}, "unreached_pairs": missing}
 
 
-def summarize(records: list, rows: list, conditions: dict, feasible: dict | None = None) -> Summary:
+def summarize(records: list, rows: list, conditions: dict, feasible: dict | None = None,
+              infeasible: dict | None = None) -> Summary:
     """`rows`: the report's rows in order; `conditions`: row -> its condition names;
-    `feasible`: row -> its feasible pairs (rows with two conditions or more)."""
-    feasible = feasible or {}
+    `feasible`: row -> its feasible pairs (rows with two conditions or more); `infeasible`:
+    row -> its declared infeasible pairs (one that an example reached is listed)."""
+    feasible, infeasible = feasible or {}, infeasible or {}
     stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0),
                  "pairs": set()} for r in rows}
     findings, internal = {}, []
@@ -93,6 +96,7 @@ def summarize(records: list, rows: list, conditions: dict, feasible: dict | None
                  "conditions": st["conds"], "fd_ran": st["fd"] is not None}
         if row in feasible:
             entry.update(pair_fields(feasible[row], st["pairs"]))
+        s.infeasible_reached += [[row, list(p)] for p in infeasible.get(row, ()) if tuple(sorted(p)) in st["pairs"]]
         entry["status"] = status_of(entry, failed)
         s.rows.append(entry)
     s.findings = sorted(findings.values(), key=lambda f: f["t"])
@@ -129,7 +133,8 @@ def document(summary: Summary, run: dict) -> dict:
     first = summary.first_failure_s
     doc.update({"examples": summary.examples, "tests": summary.tests,
                 "first_failure_s": None if first is None else round(first, 3),
-                "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal]})
+                "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal],
+                "infeasible_reached": summary.infeasible_reached})
     return doc
 
 
@@ -188,8 +193,17 @@ def merge(docs: list) -> dict:
            "first_failure_s": min((f["found_at_s"] for f in failures), default=None),
            "thin": [r["op"] for r in rows.values() if r["status"] == "thin"],
            "internal_errors": [m for d in docs for m in d.get("internal_errors", [])],
+           "infeasible_reached": _unique(x for d in docs for x in d.get("infeasible_reached", [])),
            "interrupted": any(d.get("interrupted") for d in docs), "crashed": any(d.get("crashed") for d in docs),
            "require_coverage": any(d.get("require_coverage") for d in docs)}
+    return out
+
+
+def _unique(items) -> list:
+    out: list = []
+    for x in items:
+        if x not in out:
+            out.append(x)
     return out
 
 

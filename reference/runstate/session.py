@@ -150,17 +150,18 @@ def _write(record: dict) -> None:
 
 
 def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None,
-              pair_tests: dict | None = None, feasible: dict | None = None) -> None:
+              pair_tests: dict | None = None, feasible: dict | None = None, infeasible: dict | None = None) -> None:
     """The tests of this process's session: their count, the random ones' rows, how many
     make the coverage pass, the pair-sample tests' rows, and the report's rows with their
     conditions (`rows`: those the run reports; `conditions`: row -> conditions of every row,
-    for the time shares) and feasible pairs (`feasible`: row -> [[a, b], ...])."""
+    for the time shares), feasible pairs and declared infeasible ones (row -> [[a, b], ...])."""
     S.tests = dict(random_tests)
     S.pair_tests = dict(pair_tests or {})
     S.conditions = dict(conditions or {})
     S.feasible = {row: len(p) for row, p in (feasible or {}).items()}
     _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows,
-            "feasible_pairs": {row: p for row, p in (feasible or {}).items() if row in dict(rows)}})
+            "feasible_pairs": {row: p for row, p in (feasible or {}).items() if row in dict(rows)},
+            "infeasible_pairs": {row: p for row, p in (infeasible or {}).items() if row in dict(rows)}})
 
 
 def _poll() -> list:
