@@ -54,22 +54,41 @@ def numpy_blas() -> dict:
     return (own or blas or [{}])[0]
 
 
-class Threads:
-    """Gives NumPy's BLAS and torch the same number of threads for the whole run.
+def apply_threads(n: int | None, torch: bool = False) -> dict:
+    """In a child interpreter: limit NumPy's BLAS to `n` threads (None: leave its default) and,
+    for torch, give torch as many threads as NumPy's BLAS then has, so every framework runs
+    with the same count. Returns {"numpy_blas_threads", "torch_threads"}."""
+    import numpy  # noqa: F401 - threadpoolctl limits only the BLAS libraries already loaded
+    from threadpoolctl import threadpool_limits
 
-    With `n=None` the count is whatever NumPy's BLAS already uses; torch is set to match."""
+    if n:
+        # kept for the process's lifetime: the limits hold while the reference lives
+        apply_threads.limits = threadpool_limits(limits=n, user_api="blas")
+    blas = int(numpy_blas().get("num_threads") or 1)
+    out = {"numpy_blas_threads": blas, "torch_threads": None}
+    if torch:
+        import torch as _torch
+        _torch.set_num_threads(blas)
+        out["torch_threads"] = _torch.get_num_threads()
+    return out
 
-    def __init__(self, n: int | None = None):
-        import torch
-        from threadpoolctl import threadpool_limits
 
-        self._limits = threadpool_limits(limits=n, user_api="blas") if n else None
-        self.numpy_blas = int(numpy_blas().get("num_threads") or 1)
-        torch.set_num_threads(self.numpy_blas)
-        self.torch = torch.get_num_threads()
-
-    def as_dict(self) -> dict:
-        return {"numpy_blas_threads": self.numpy_blas, "torch_threads": self.torch}
+def load_now(seconds: float = 0.5) -> float | None:
+    """How many cores were busy over the next `seconds` (from /proc/stat), or None off Linux.
+    Unlike the load average, it does not carry the previous minutes' load."""
+    def busy_total():
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+    try:
+        b0, t0 = busy_total()
+        import time
+        time.sleep(seconds)
+        b1, t1 = busy_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (b1 - b0) / max(1, t1 - t0) * (os.cpu_count() or 1)
 
 
 def _cpuinfo() -> tuple[str | None, int | None]:
@@ -98,17 +117,14 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def machine_info(threads: Threads) -> dict:
-    """What a reader needs to compare two result files: CPU, cores, versions, BLAS kernel."""
+def machine_info(threads: int | None) -> dict:
+    """What a reader needs to compare two result files: CPU, cores, versions, BLAS kernel.
+    Imports NumPy (for its BLAS) but no framework: torch is only ever imported by its child."""
     import numpy as np
     import threadpoolctl
-    import torch
 
     model, physical = _cpuinfo()
     blas = numpy_blas()
-    config = torch.__config__.show()
-    torch_blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split()
-                       if part.startswith("BLAS_INFO=")), None)
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -121,14 +137,14 @@ def machine_info(threads: Threads) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": torch.__version__,
+        "torch": _version("torch"),
         "autograd": _version("autograd"),
         "threadpoolctl": threadpoolctl.__version__,
         "numpy_blas": {key: blas.get(key) for key in
                        ("internal_api", "version", "architecture", "threading_layer", "num_threads")},
         "blas_kernel": blas.get("architecture"),
-        "torch_blas": torch_blas,
-        **threads.as_dict(),
+        "numpy_blas_threads": threads or int(blas.get("num_threads") or 1),
+        "torch_threads": threads or int(blas.get("num_threads") or 1),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "blas_env_removed": removed_blas_vars(),
         "blas_env_in_effect": {name: os.environ.get(name) for name in BLAS_VARS},

@@ -1,6 +1,6 @@
 """Peak memory per training step over many steps: does it stay flat?
 
-Each framework runs the Module + SGD training step of `benchmarks.training` in a fresh
+Each framework runs the Module + SGD training step of `benchmarks.steps` in a fresh
 interpreter (`python -m benchmarks.memory FRAMEWORK STEPS`), so neither sees the other's
 heap. Per step it records:
 
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.registry import Config, Goal, NotAvailable, Workload
+from benchmarks.core import Config, Goal, NotAvailable, Workload
 
 TOLERANCE = 0.01
 
@@ -57,11 +57,11 @@ def record(framework: str, steps: int, threads: int | None) -> dict:
     """Run `steps` training steps of `framework` here and record memory per step."""
     import tracemalloc
 
-    from benchmarks.environment import Threads
-    from benchmarks.training import module_pygrad, module_torch
+    from benchmarks.environment import apply_threads
+    from benchmarks.steps import builders
 
-    Threads(threads)
-    step = (module_pygrad if framework == "pygrad" else module_torch)().step
+    apply_threads(threads, torch=framework == "torch")
+    step = builders(framework)["module_mlp_step"]().step
     traced, rss, rss_peak, seconds, cyclic = [], [], [], [], []
     hwm_resets = True
     gc.collect()

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.registry import Config, Goal, NotAvailable, Workload
+from benchmarks.core import Config, Goal, NotAvailable, Workload
 from benchmarks.timing import best_wall
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,7 @@
 """`python -m benchmarks --profile WORKLOAD`: where does pygrad's time go?
 
-Two views of one workload:
+Two views of one workload, each framework in its own fresh interpreter (`benchmarks.runner`;
+the cProfile run is `python -m benchmarks.profiling WORKLOAD`, an interpreter without torch):
 
 1. The *NumPy floor*: the same forward and backward written as straight NumPy (no graph,
    no Tensors; `benchmarks.floors`, the NumPy column of the table). pygrad minus the floor
@@ -22,23 +23,16 @@ from __future__ import annotations
 import cProfile
 import gc
 import pstats
-import resource
+import subprocess
+import sys
 import time
 
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import floors, ops, training
 from benchmarks.report import seconds
-from benchmarks.timing import calls_per_sample, interleaved_best
-
-FLOORS = {"elementwise_chain": floors.chain_numpy, "mlp_step": floors.mlp_numpy, "conv2d": floors.conv_numpy,
-          "softmax": floors.softmax_numpy, "module_mlp_step": floors.mlp_numpy}
-BUILDERS = {"elementwise_chain": (ops.chain_pygrad, ops.chain_torch),
-            "mlp_step": (training.mlp_pygrad, training.mlp_torch),
-            "conv2d": (ops.conv_pygrad, ops.conv_torch),
-            "softmax": (ops.softmax_pygrad, ops.softmax_torch),
-            "module_mlp_step": (training.module_pygrad, training.module_torch)}
+from benchmarks.runner import REPO, Contender, interleaved, start, stop
+from benchmarks.timing import calls_per_sample, sample
 
 
 # ----------------------------------------------------------------- GC and page faults
@@ -62,13 +56,6 @@ def _collector_cost(step, calls: int) -> tuple[float, float, float]:
     finally:
         gc.callbacks.remove(callback)
     return spent[0] / calls, runs[0] / calls, (time.perf_counter() - start) / calls
-
-
-def _minor_faults(step, calls: int) -> float:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 # ----------------------------------------------------------------- cProfile grouping
@@ -98,32 +85,49 @@ def category(filename: str, func: str) -> str:
     return "other Python"
 
 
-def profile(workload: str, console: Console, repeat: int = 7) -> dict:
-    build_pg, build_tc = BUILDERS[workload]
-    pg, tc, floor = build_pg(), build_tc(), FLOORS[workload]().step
-    timed = interleaved_best({"pygrad": pg.step, "numpy floor": floor, "torch": tc.step}, repeat)
+def profile(workload: str, console: Console, repeat: int = 7, threads: int | None = None) -> None:
+    """Print the summary (pygrad, the NumPy floor and torch, each in its own interpreter),
+    then run the cProfile view in a fresh interpreter without torch."""
+    contenders = {name: Contender(fw, workload) for name, fw in
+                  (("pygrad", "pygrad"), ("numpy floor", "numpy"), ("torch", "torch"))}
+    children, _ = start(contenders, threads)
+    try:
+        timed = interleaved(children, repeat)
+    finally:
+        stop(children)
     best = {name: t["best_s"] for name, t in timed.items()}
-
-    summary = Table(title=f"{workload}: pygrad vs the NumPy floor vs torch (best of {repeat})")
-    for col in ("", "time", "x torch", "share of pygrad"):
+    summary = Table(title=f"{workload}: pygrad vs the NumPy floor vs torch (best of {repeat} rounds, "
+                          "each in its own interpreter)")
+    for col in ("", "time", "x torch", "share of pygrad", "page faults per step"):
         summary.add_column(col, justify="right" if col else "left")
     for name, t in best.items():
-        summary.add_row(name, seconds(t), f"{t / best['torch']:.2f}x", f"{t / best['pygrad']:.0%}")
+        summary.add_row(name, seconds(t), f"{t / best['torch']:.2f}x", f"{t / best['pygrad']:.0%}",
+                        f"{timed[name]['faults']:.0f}")
     summary.add_row("pygrad overhead (pygrad - floor)", seconds(best["pygrad"] - best["numpy floor"]),
-                    "", f"{(best['pygrad'] - best['numpy floor']) / best['pygrad']:.0%}")
+                    "", f"{(best['pygrad'] - best['numpy floor']) / best['pygrad']:.0%}", "")
     console.print(summary)
+    command = [sys.executable, "-m", "benchmarks.profiling", workload] + ([str(threads)] if threads else [])
+    subprocess.run(command, cwd=REPO, check=True)
 
-    calls = max(calls_per_sample(pg.step, 0.5), 1)
-    gc_s, gc_runs, step_s = _collector_cost(pg.step, calls)
+
+def profile_here(workload: str, console: Console, threads: int | None = None) -> dict:
+    """cProfile, GC cost and page faults of pygrad's step, in this interpreter."""
+    from benchmarks.environment import apply_threads
+    from benchmarks.steps import builders
+
+    apply_threads(threads)
+    step = builders("pygrad")[workload]().step
+    calls = max(calls_per_sample(step, 0.5), 1)
+    gc_s, gc_runs, step_s = _collector_cost(step, calls)
+    _, faults, _ = sample(step, calls)
     console.print(f"cyclic GC: {seconds(gc_s)} per step ({gc_s / step_s:.0%} of the {seconds(step_s)} "
-                  "mean step of that loop), "
-                  f"{gc_runs:.2f} collections per step; {_minor_faults(pg.step, calls):.0f} minor page "
+                  f"mean step of that loop), {gc_runs:.2f} collections per step; {faults:.0f} minor page "
                   "faults per step")
 
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
-        pg.step()
+        step()
     prof.disable()
     stats = pstats.Stats(prof)
     total = sum(v[2] for v in stats.stats.values())
@@ -146,4 +150,8 @@ def profile(workload: str, console: Console, repeat: int = 7) -> dict:
     for tt, per_step, name in sorted(rows, reverse=True)[:20]:
         top.add_row(name, f"{per_step:g}", f"{tt / total:.1%}", seconds(tt / calls))
     console.print(top)
-    return {"times": best, "groups": {k: v / total for k, v in groups.items()}}
+    return {"groups": {k: v / total for k, v in groups.items()}}
+
+
+if __name__ == "__main__":
+    profile_here(sys.argv[1], Console(), int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -1,27 +1,26 @@
-"""Interleaved best-of-N timing of several callables.
+"""Measuring one step in the process that runs it: calls per sample, a sample's seconds and
+minor page faults per call, tracemalloc peaks.
 
-The contenders take turns: each round times every callable once (alternating which goes
-first), so a slow phase of the machine (another process, frequency scaling) hits all of them
-alike, and the minimum over rounds is kept — the run least disturbed by everything else.
 The cyclic garbage collector stays enabled, because collecting graphs is part of the cost of
 a training step; a collection is forced before each sample so that no sample pays for
-garbage left by another.
+garbage left by another. Nothing here imports NumPy or a framework.
 """
 from __future__ import annotations
 
 import gc
+import resource
 import time
 from typing import Callable
 
-TARGET_SAMPLE_S = 0.1  # each sample loops a callable until it lasts about this long
+TARGET_SAMPLE_S = 0.1  # each sample loops a step until it lasts about this long
 
 
 def calls_per_sample(fn: Callable[[], object], target_s: float = TARGET_SAMPLE_S) -> int:
     """How many calls of `fn` make one sample of about `target_s` seconds.
 
-    Estimated from the fastest of the single calls made during about `target_s`: a single
-    call is often slowed by the other framework's worker threads still spinning, and an
-    estimate from one slow call would leave samples far too short."""
+    Estimated from the fastest of the single calls made during about `target_s` (a single
+    call can be slowed by the machine; an estimate from it would leave samples too short).
+    The calls double as warm-up (first-call caches, lazy imports, the allocator's heap)."""
     fastest, spent = float("inf"), 0.0
     while spent < target_s or fastest == float("inf"):
         start = time.perf_counter()
@@ -31,10 +30,18 @@ def calls_per_sample(fn: Callable[[], object], target_s: float = TARGET_SAMPLE_S
     return max(1, min(1 << 20, round(target_s / max(fastest, 1e-9))))
 
 
-def _sample(fn: Callable[[], object], number: int, limit_s: float = 10 * TARGET_SAMPLE_S) -> float:
-    """Seconds per call over `number` calls, or over the calls made before `limit_s` ran out
-    (a stalled machine must not stretch one sample to minutes)."""
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def sample(fn: Callable[[], object], number: int,
+           limit_s: float = 10 * TARGET_SAMPLE_S) -> tuple[float, float, float]:
+    """(seconds per call, minor page faults per call, CPU seconds of the process per call) over
+    `number` calls, or over the calls made before `limit_s` ran out (a stalled machine must not
+    stretch one sample to minutes). With one thread, CPU time is what a busy machine disturbs
+    least (time spent waiting for a core is not counted); with more, it adds up every thread."""
     gc.collect()
+    faults, cpu = _minor_faults(), time.process_time()
     start = time.perf_counter()
     deadline, done = start + limit_s, 0
     while done < number:
@@ -42,31 +49,27 @@ def _sample(fn: Callable[[], object], number: int, limit_s: float = 10 * TARGET_
         done += 1
         if time.perf_counter() > deadline:
             break
-    return (time.perf_counter() - start) / done
+    seconds = (time.perf_counter() - start) / done
+    return seconds, (_minor_faults() - faults) / done, (time.process_time() - cpu) / done
 
 
-def interleaved_best(fns: dict[str, Callable[[], object]], repeat: int,
-                     quick: bool = False) -> dict[str, dict]:
-    """Seconds per call of each callable: the best of `repeat` interleaved samples.
+def peaks(step: Callable[[], object], steps: int) -> list[int]:
+    """tracemalloc peak of each of `steps` steps above what was live before it (a full
+    collection before each, untraced)."""
+    import tracemalloc
 
-    Returns `{name: {"best_s", "median_s", "calls_per_sample", "samples", "samples_s"}}`, where
-    `samples_s` lists the seconds per call of each round, in round order (so sample k of two
-    callables comes from the same round). With `quick`, every callable runs exactly once,
-    without warm-up or calibration (a smoke run, not a measurement)."""
-    if quick:
-        return {name: {"best_s": t, "median_s": t, "calls_per_sample": 1, "samples": 1, "samples_s": [t]}
-                for name, t in ((name, _sample(fn, 1)) for name, fn in fns.items())}
-    numbers = {}
-    for name, fn in fns.items():  # calibration doubles as warm-up (first-call caches, lazy imports)
-        numbers[name] = calls_per_sample(fn)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order = list(fns)
-    for r in range(repeat):
-        for name in (order if r % 2 == 0 else order[::-1]):
-            times[name].append(_sample(fns[name], numbers[name]))
-    return {name: {"best_s": min(ts), "median_s": sorted(ts)[len(ts) // 2],
-                   "calls_per_sample": numbers[name], "samples": len(ts), "samples_s": ts}
-            for name, ts in times.items()}
+    out = []
+    tracemalloc.start()
+    try:
+        for _ in range(steps):
+            gc.collect()
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            out.append(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+    return out
 
 
 def best_wall(commands: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:

@@ -29,9 +29,12 @@ def _run(*args, timeout=900, env=None):
 
 
 def test_quick_benchmark_run_reports_every_workload(tmp_path):
-    out = tmp_path / "results.json"
-    stdout = _run("--quick", "--json", str(out))
+    out, md = tmp_path / "results.json", tmp_path / "results.md"
+    stdout = _run("--quick", "--json", str(out), "--markdown", str(md))
     report = json.loads(out.read_text())
+    table = md.read_text().splitlines()
+    assert table[0].startswith("| workload | pygrad | NumPy | torch |")
+    assert len([line for line in table if line.startswith("| ")]) == 1 + len(WORKLOADS)
 
     rows = {row["id"]: row for row in report["rows"]}
     assert list(rows) == WORKLOADS
@@ -58,6 +61,13 @@ def test_quick_benchmark_run_reports_every_workload(tmp_path):
             assert row["ratios"][fw] == spread["median"], (name, fw)   # the judged ratio: paired rounds
             assert row["details"]["best_ratios"][fw] > 0, (name, fw)
         assert "NumPy" in row["goal"] or name == "elementwise_chain", name
+        # each framework ran in its own interpreter, and torch was imported only in torch's
+        children = row["details"]["children"]
+        assert len({info["pid"] for info in children.values()}) == len(children), name
+        assert {fw for fw, info in children.items() if info["torch_imported"]} == {"torch"}, name
+        # page faults per step are measured for every framework
+        assert sorted(row["faults"]) == sorted(["pygrad"] + FRAMEWORKS), name
+        assert all(f >= 0 for f in row["faults"].values()), name
         assert set(row["details"]["goals"]) <= set(FRAMEWORKS), name
     if not HAVE_AUTOGRAD:
         assert all("autograd" in rows[name]["details"]["unavailable"] for name in CONTESTS)
@@ -76,7 +86,7 @@ def test_quick_scaling_run_writes_every_size_and_the_plot(tmp_path):
     stdout = _run("--scaling", "--quick", "--json", str(out), "--plot", str(png))
     report = json.loads(out.read_text())
     sweeps = report["scaling"]
-    assert set(sweeps) == {"mlp", "chain"}
+    assert set(sweeps) == {"mlp", "chain", "conv"}
     for name, sweep in sweeps.items():
         assert len(sweep["sizes"]) >= 2 and [p["size"] for p in sweep["points"]] == sweep["sizes"]
         for point in sweep["points"]:
@@ -86,7 +96,9 @@ def test_quick_scaling_run_writes_every_size_and_the_plot(tmp_path):
             assert sorted(point["peak_bytes"]) == sorted(set(point["seconds"]) - {"torch"}), (name, point)
             assert all(b > 0 for b in point["peak_bytes"].values()), (name, point)
             assert set(point["memory_flat"]) == set(point["peak_bytes"])
+            assert set(point["faults"]) == set(point["seconds"]), (name, point)
         assert "pygrad" in sweep["growth_exponent"], name
+    assert sweeps["conv"]["sizes"] == sorted(sweeps["conv"]["sizes"])   # by im2col matrix size
     assert "growth exponent" in stdout
     if importlib.util.find_spec("matplotlib") is not None:
         assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
-"""conv2D forms its im2col matrix a few output rows at a time (pygrad.ops.nn.CHUNK_BYTES):
-whatever the chunk size, values and gradients equal torch's."""
+"""conv2D forms its im2col matrix whole while it fits in pygrad.ops.nn.WHOLE_BYTES, and a few
+output rows at a time (pygrad.ops.nn.CHUNK_BYTES) beyond: either way, whatever the chunk
+size, values and gradients equal torch's."""
 import numpy as np
 import pytest
 import torch
@@ -29,10 +30,13 @@ def _torch(kv, xv, stride, padding):
     return y.detach().numpy(), k.grad.numpy(), x.grad.numpy()
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 700, 5000, nn.CHUNK_BYTES])
+@pytest.mark.parametrize("chunk_bytes", [None, 1, 700, 5000, nn.CHUNK_BYTES])
 @pytest.mark.parametrize("case", CASES)
 def test_chunked_conv_equals_torch(case, chunk_bytes, monkeypatch):
-    monkeypatch.setattr(nn, "CHUNK_BYTES", chunk_bytes)
+    """chunk_bytes None: the whole matrix (the cases fit in WHOLE_BYTES); else chunks."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(nn, "WHOLE_BYTES", 0)
+        monkeypatch.setattr(nn, "CHUNK_BYTES", chunk_bytes)
     kshape, xshape, stride, padding = case
     rng = np.random.default_rng(sum(kshape) + sum(xshape) + stride)
     kv, xv = rng.standard_normal(kshape), rng.standard_normal(xshape)
@@ -45,11 +49,13 @@ def test_chunked_conv_equals_torch(case, chunk_bytes, monkeypatch):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 5000])
+@pytest.mark.parametrize("chunk_bytes", [None, 1, 5000])
 def test_chunked_conv_with_non_finite_inputs(chunk_bytes, monkeypatch):
     """An inf in x or in the kernel must not turn the zero gradients of the wide columns into
-    nan (0 * inf): the result matches torch's, nan where torch has nan."""
-    monkeypatch.setattr(nn, "CHUNK_BYTES", chunk_bytes)
+    nan (0 * inf): the result matches torch's, nan where torch has nan (whole matrix and chunks)."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(nn, "WHOLE_BYTES", 0)
+        monkeypatch.setattr(nn, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(5)
     kv, xv = rng.standard_normal((1, 2, 1, 3, 3)), rng.standard_normal((2, 1, 7, 8))
     for which in ("x", "k"):
@@ -65,7 +71,10 @@ def test_chunked_conv_with_non_finite_inputs(chunk_bytes, monkeypatch):
             np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-12, atol=1e-12)
 
 
-def test_float32_conv_chunks(monkeypatch):
+@pytest.mark.parametrize("whole", [True, False])
+def test_float32_conv_chunks(whole, monkeypatch):
+    if not whole:
+        monkeypatch.setattr(nn, "WHOLE_BYTES", 0)
     monkeypatch.setattr(nn, "CHUNK_BYTES", 900)
     rng = np.random.default_rng(7)
     kv, xv = rng.standard_normal((1, 3, 2, 3, 3)), rng.standard_normal((3, 2, 9, 9))
@@ -76,3 +85,27 @@ def test_float32_conv_chunks(monkeypatch):
     assert y.value.dtype == k.grad.dtype == x.grad.dtype == np.float32
     for got, expected in zip((y.value, k.grad, x.grad), want):
         np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
+
+
+def _contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:      # a variable of the other path, never assigned
+        return None
+
+
+def test_the_graph_keeps_the_matrix_only_while_it_fits(monkeypatch):
+    """Below WHOLE_BYTES the backward closure holds the im2col matrix (kH*kW times the input);
+    beyond it only the padded input: the large-input memory saving."""
+    rng = np.random.default_rng(3)
+    kv, xv = rng.standard_normal((1, 2, 1, 5, 5)), rng.standard_normal((4, 1, 20, 20))
+
+    def held_bytes():
+        y = Tensor(kv).conv2D(Tensor(xv))
+        cells = [_contents(c) for c in y._backward.__closure__]
+        return max(a.nbytes for a in cells if isinstance(a, np.ndarray))
+    whole = held_bytes()
+    monkeypatch.setattr(nn, "WHOLE_BYTES", 0)
+    chunked = held_bytes()
+    assert whole >= 20 * xv.nbytes          # 25 taps of (nearly) the whole input
+    assert chunked <= 2 * xv.nbytes         # the padded input, batch last

@@ -45,7 +45,11 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     y /= y.sum(axis=ax, keepdims=True)
 
     def backward(g):
-        # y * (g - sum(g * y)); vecdot forms the sum without a full-size temporary
+        # y * (g - sum(g * y)); vecdot forms the sum without a full-size temporary. Its fast
+        # (BLAS) loop needs a real stride: a broadcast gradient such as backward()'s seed is
+        # made contiguous first (6x faster than vecdot's loop over a zero stride).
+        if g.strides[ax] == 0 and g.shape[ax] > 1:
+            g = np.ascontiguousarray(g)
         gx = g - np.expand_dims(np.vecdot(g, y, axis=ax), ax)
         gx *= y
         x._add_grad(gx)
@@ -89,7 +93,13 @@ def _check_conv(kv: np.ndarray, xv: np.ndarray, stride, padding) -> None:
         fail("the kernel is larger than the (padded) input")
 
 
-CHUNK_BYTES = 2 ** 20          # im2col columns formed at a time: about a core's L2 cache
+# The im2col matrix is formed whole -- one GEMM per direction, kept by the graph for backward --
+# while it fits in WHOLE_BYTES; beyond, CHUNK_BYTES of columns at a time, re-formed in backward
+# from the padded input the graph keeps instead. Both are about a core's L2 cache: measured on
+# 1 and 2 threads (docs/benchmarks.md), a matrix larger than the cache costs more in memory
+# traffic than its GEMMs gain from being whole, and a chunk of it is used while still in cache.
+WHOLE_BYTES = 2 ** 20
+CHUNK_BYTES = 2 ** 20
 
 
 class _Product:
@@ -151,6 +161,10 @@ class _ConvLayout:
         return as_strided(flat, shape=(self.chans, self.kh, self.kw, self.oh, self.ow_cols, b),
                           strides=(flat.strides[0], row, b * item, s * row, s * b * item, item),
                           writeable=False)
+
+    def matrix_bytes(self, itemsize: int) -> int:
+        """Size of the whole im2col matrix (CKK, N)."""
+        return self.ckk * self.n_cols * itemsize
 
     def chunks(self, itemsize: int):
         """(y0, y1, c0, c1) for consecutive output rows [y0, y1) and their columns [c0, c1),
@@ -228,8 +242,9 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     kernel (1 or B, outC, inC, kH, kW), x (B, inC, H, W) -> (B, outC, oH, oW) with
     oH = (H + 2 padding - kH) // stride + 1. A kernel with leading 1 is shared by the batch
     and its gradient summed over it; the input gradient sums over output channels.
-    Implemented as im2col (strided copies) and GEMMs; for a shared kernel, a few output rows
-    at a time (`_ConvLayout.chunks`)."""
+    Implemented as im2col (strided copies) and GEMMs: one GEMM per direction while the im2col
+    matrix fits in WHOLE_BYTES; beyond that, for a shared kernel, a few output rows at a time
+    (`_ConvLayout.chunks`), the graph keeping the padded input instead of the matrix."""
     n_k, n_x = isinstance(kernel, Tensor), isinstance(x, Tensor)
     kernel, kv = operand(kernel, "conv2D")
     x, xv = operand(x, "conv2D")
@@ -245,53 +260,66 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
     # The wide columns (x >= oW) hold neighbouring pixels and only ever meet zero gradients;
     # they need clearing only when a non-finite value would make 0 * inf a nan.
     finite_x = bool(np.isfinite(xv).all())
-    if shared:
-        # im2col and GEMM a few output rows at a time; `flat` stays for backward, which forms
-        # the same chunks again
-        k2 = kv.reshape(out_c, ckk)
-        out = np.empty((out_c, lay.n_cols), dtype)                          # (outC, N)
-        buf = lay.chunk_buffer(xv.dtype)
-        for y0, y1, c0, c1 in lay.chunks(item):
-            np.matmul(k2, lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1)), out=out[:, c0:c1])
-        _scratch.give(buf)
-        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
-        held = flat
-    else:
-        taps = lay.tap_view(flat)
-        cols = _scratch.take((ckk, lay.n_cols), taps.dtype)                 # (CKK, N), im2col
-        np.copyto(cols.reshape(taps.shape), taps)
+    # One GEMM per direction while the im2col matrix fits in WHOLE_BYTES (the graph then keeps
+    # the matrix); beyond it, chunks of output rows, and the graph keeps only the padded input.
+    # A kernel per sample (leading dim B) always takes the whole matrix.
+    whole = not shared or lay.matrix_bytes(item) <= WHOLE_BYTES
+    if whole:
+        cols = lay.im2col(flat, 0, lay.oh, _scratch.take((ckk, lay.n_cols), xv.dtype))   # (CKK, N)
         _scratch.give(flat)
         if not finite_x:
             lay.clear_wide(cols)
+        held = cols
+    if shared:
+        k2 = kv.reshape(out_c, ckk)
+        if whole:
+            out = np.matmul(k2, cols)                                      # (outC, N)
+        else:
+            # im2col and GEMM a few output rows at a time; `flat` stays for backward, which
+            # forms the same chunks again
+            out = np.empty((out_c, lay.n_cols), dtype)
+            buf = lay.chunk_buffer(xv.dtype)
+            for y0, y1, c0, c1 in lay.chunks(item):
+                np.matmul(k2, lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1)), out=out[:, c0:c1])
+            _scratch.give(buf)
+            held = flat
+        value = out.reshape(out_c, lay.oh, lay.ow_cols, batch)[:, :, :lay.ow].transpose(3, 0, 1, 2)
+    else:
         k2 = kv.reshape(batch, out_c, ckk)
         cols_b = cols.reshape(ckk, -1, batch).transpose(2, 0, 1)          # (B, CKK, oH*ow_cols)
         out = np.matmul(k2, cols_b)                                       # (B, outC, oH*ow_cols)
         value = out.reshape(batch, out_c, lay.oh, lay.ow_cols)[..., :lay.ow]
-        held = cols
 
     def backward(g):
         g_wide = _scratch.take((out_c, lay.oh, lay.ow_cols, batch), np.result_type(g, dtype))
         g_wide[:, :, lay.ow:] = 0
         g_wide[:, :, :lay.ow] = g.transpose(1, 2, 3, 0)
-        g_all = g_wide.reshape(out_c, -1)                                 # (outC, N)
-        if shared:
+        g_flat = g_wide.reshape(out_c, -1)                                 # (outC, N)
+        if shared and whole:
             if n_k:
-                gk_sum = np.zeros(kv.shape, np.result_type(xv, g_all))
+                # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
+                gk = (cols @ g_flat.T).T
+                kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
+            if n_x:
+                g_cols = _scratch.take((ckk, lay.n_cols), np.result_type(k2, g_flat))
+                np.matmul(k2.T, g_flat, out=g_cols)                            # (CKK, N)
+                if not np.isfinite(kv).all():   # as for cols: g is zero in the wide columns
+                    lay.clear_wide(g_cols)
+        elif shared:
+            if n_k:
+                gk_sum = np.zeros(kv.shape, np.result_type(xv, g_flat))
                 buf = lay.chunk_buffer(xv.dtype)
                 for y0, y1, c0, c1 in lay.chunks(item):
-                    cols = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
+                    chunk = lay.im2col(flat, y0, y1, lay.chunk_of(buf, c0, c1))
                     if not finite_x:
-                        lay.clear_wide(cols)
-                    g_flat = g_all[:, c0:c1]
-                    # (cols @ g.T).T: OpenBLAS is ~2x faster in this orientation for short, wide operands
-                    gk = (cols @ g_flat.T).T
-                    gk_sum += gk.reshape(kv.shape)
+                        lay.clear_wide(chunk)
+                    gk_sum += (chunk @ g_flat[:, c0:c1].T).T.reshape(kv.shape)   # orientation as above
                 _scratch.give(buf)
                 kernel._add_grad(gk_sum.astype(kv.dtype, copy=False))
             if n_x:   # the column gradients k2.T @ g, formed chunk by chunk by the scatter
-                g_cols = _Product(k2.T, g_all, clear_wide=not np.isfinite(kv).all())
+                g_cols = _Product(k2.T, g_flat, clear_wide=not np.isfinite(kv).all())
         else:
-            g_b = g_all.reshape(out_c, -1, batch).transpose(2, 0, 1)       # (B, outC, M)
+            g_b = g_flat.reshape(out_c, -1, batch).transpose(2, 0, 1)       # (B, outC, M)
             if n_k:
                 gk = np.matmul(g_b, cols_b.transpose(0, 2, 1))
                 kernel._add_grad(gk.reshape(kv.shape).astype(kv.dtype, copy=False))
@@ -302,6 +330,8 @@ def conv2D(kernel: Tensor, x, stride: int = 1, padding: int = 0) -> Tensor:
         if n_x:
             gx = lay.from_flat(lay.scatter(g_cols, dtype))
             x._add_grad(gx.astype(xv.dtype, copy=False))
+            if shared and whole:
+                _scratch.give(g_cols)
         _scratch.give(g_wide)
-    _scratch.give_when_gone(backward, held)   # the only holder of flat (shared kernel) or cols
+    _scratch.give_when_gone(backward, held)   # the only holder of cols (whole) or flat (chunks)
     return result(value, (kernel, x), backward)

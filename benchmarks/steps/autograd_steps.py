@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import ops, training
-from benchmarks.registry import Bench, NotAvailable
-from benchmarks.training import BATCH, IN, LR, OUT
+from benchmarks import data
+from benchmarks.core import Bench, NotAvailable
+from benchmarks.data import BATCH, IN, LR, OUT
 
 
 def _autograd():
@@ -26,18 +26,10 @@ def _autograd():
     return autograd, anp
 
 
-def available() -> bool:
-    try:
-        _autograd()
-    except NotAvailable:
-        return False
-    return True
-
-
 # ----------------------------------------------------------------- elementwise chain
-def chain_autograd(n_ops: int = ops.CHAIN_OPS, shape: tuple = (16, 16)) -> Bench:
+def chain(n_ops: int = data.CHAIN_OPS, shape: tuple = data.CHAIN_SHAPE) -> Bench:
     autograd, anp = _autograd()
-    x = ops.chain_input(shape)
+    x = data.chain_input(shape)
 
     def chain(x):
         y = x
@@ -54,9 +46,9 @@ def chain_autograd(n_ops: int = ops.CHAIN_OPS, shape: tuple = (16, 16)) -> Bench
 
 
 # ----------------------------------------------------------------- MLP
-def mlp_autograd(batch: int = BATCH) -> Bench:
+def mlp(batch: int = BATCH) -> Bench:
     autograd, anp = _autograd()
-    a = training.mlp_arrays(batch=batch)
+    a = data.mlp_arrays(batch=batch)
     x, t = a["x"].reshape(batch, IN), a["t"].reshape(batch, OUT)
 
     def loss(params, x, t):
@@ -80,13 +72,13 @@ def mlp_autograd(batch: int = BATCH) -> Bench:
 
 
 # ----------------------------------------------------------------- conv2D
-def conv_autograd() -> Bench:
+def conv(**sizes) -> Bench:
     autograd, anp = _autograd()
     try:
         from autograd.scipy.signal import convolve
     except ImportError:
         raise NotAvailable("autograd.scipy.signal needs SciPy") from None
-    kv, xv = ops.conv_arrays()
+    kv, xv = data.conv_arrays(**data.conv_shape(**sizes))
     k = kv[0]                                           # (outC, inC, kH, kW)
 
     def conv(k, x):
@@ -102,9 +94,9 @@ def conv_autograd() -> Bench:
 
 
 # ----------------------------------------------------------------- softmax
-def softmax_autograd() -> Bench:
+def softmax() -> Bench:
     autograd, anp = _autograd()
-    x = ops.softmax_input()
+    x = data.softmax_input()
 
     def softmax(x):
         e = anp.exp(x - anp.max(x, axis=-1, keepdims=True))
@@ -117,3 +109,7 @@ def softmax_autograd() -> Bench:
         vjp, y = vjp_maker(x)
         last["y"], last["gx"] = y, vjp(ones)
     return Bench(step, lambda: [last["y"], last["gx"]])
+
+
+BUILDERS = {"elementwise_chain": chain, "mlp_step": mlp, "conv2d": conv, "softmax": softmax,
+            "module_mlp_step": mlp}
