@@ -54,18 +54,24 @@ class Cover:
     unreached: list
 
 
+_PLAIN = (str, int, float, bool, type(None), slice, type(Ellipsis))
+
+
 def stable_repr(obj) -> str:
     """A text that names `obj` the same way in every process (no addresses, no hash order):
     dataclasses by their fields, callables by their qualified name, arrays by their values."""
+    if isinstance(obj, _PLAIN):
+        return repr(obj)
+    if isinstance(obj, (list, tuple)):
+        return ("[%s]" if isinstance(obj, list) else "(%s)") % ", ".join(stable_repr(x) for x in obj)
+    if isinstance(obj, dict):
+        items = sorted((stable_repr(k), stable_repr(v)) for k, v in obj.items())
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if isinstance(obj, np.ndarray):
+        return f"array({obj.tolist()!r}, {obj.dtype})"
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         inner = ", ".join(f"{f.name}={stable_repr(getattr(obj, f.name))}" for f in dataclasses.fields(obj))
         return f"{type(obj).__name__}({inner})"
-    if isinstance(obj, dict):
-        return "{" + ", ".join(f"{stable_repr(k)}: {stable_repr(v)}" for k, v in sorted(obj.items(), key=repr)) + "}"
-    if isinstance(obj, (list, tuple)):
-        return ("[%s]" if isinstance(obj, list) else "(%s)") % ", ".join(stable_repr(x) for x in obj)
-    if isinstance(obj, np.ndarray):
-        return f"array({obj.tolist()!r}, {obj.dtype})"
     if callable(obj) and hasattr(obj, "__qualname__"):
         return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
     return repr(obj)
@@ -80,10 +86,18 @@ class Builder:
         self.makers = {c.name: c.make for c in kind.conditions}
         self.feasible = set(feasible)
         self._memo: dict = {}
+        self._keys: dict = {}
+
+    def key(self, draft) -> str:
+        """The draft's `stable_repr`, remembered per draft object (held, so its id stays its own)."""
+        held = self._keys.get(id(draft))
+        if held is None or held[0] is not draft:
+            held = self._keys[id(draft)] = (draft, stable_repr(draft))
+        return held[1]
 
     def judge(self, draft) -> Built | None:
         """The draft built and judged (None: no case can be made of it). Memoized."""
-        key = stable_repr(draft)
+        key = self.key(draft)
         if key not in self._memo:
             try:
                 case = self.kind.build(draft)
@@ -162,7 +176,9 @@ class Builder:
         for base, first, second in starts:
             built = self.meet(base.draft, first, second)
             if built is not None:
-                out.setdefault(stable_repr(built.draft), built)
+                out.setdefault(self.key(built.draft), built)
+                if not near:
+                    break      # the long way round: the first will do
         return list(out.values())
 
     def _extend(self, built: Built, chosen: set, todo: set, gain) -> Built:

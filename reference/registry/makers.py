@@ -32,13 +32,16 @@ def excludes(conditions, others, reason: str) -> dict:
 # ---------------------------------------------------------------------------- shapes
 def reshaped(sample: Sample, shapes) -> Sample:
     """`sample` with new operand shapes; a value fill (`Sample.make`) follows them when it
-    knows how (`for_shapes`), else the draft cannot change shape."""
+    knows how (`for_shapes`), else the draft cannot change shape; an operand's memory layout
+    is kept only while its number of dims is (a transposed view of a 1-D operand is none)."""
     shapes = tuple(tuple(s) for s in shapes)
+    layouts = tuple(layout if k < len(shapes) and len(shapes[k]) == len(sample.shapes[k]) else ""
+                    for k, layout in enumerate(sample.layouts))
     if sample.make is None:
-        return replace(sample, shapes=shapes)
+        return replace(sample, shapes=shapes, layouts=layouts)
     if not hasattr(sample.make, "for_shapes"):
         raise Infeasible("the draft's values are made for its shapes")
-    return replace(sample, shapes=shapes, make=sample.make.for_shapes(shapes))
+    return replace(sample, shapes=shapes, layouts=layouts, make=sample.make.for_shapes(shapes))
 
 
 def _set(shapes, i: int, shape) -> tuple:
