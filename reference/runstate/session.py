@@ -9,8 +9,8 @@ run -- a plain `pytest` -- nothing is written and there is no budget):
   conditions reached together in one use, of a test);
 - `PYGRAD_CHECK_START` / `PYGRAD_CHECK_DEADLINE`: when the run started and when drawing must
   stop (epoch seconds). The coverage pass always runs in full; the pair samples (a test per
-  coverage unit) then get at most PAIR_SHARE of the time left, split by their rows' feasible
-  pairs and example costs; each random test then gets a share of the time left that follows
+  coverage unit, in order) then run until one deadline, PAIR_SHARE of the time left when the
+  first of them starts; each random test then gets a share of the time left that follows
   evidence (`share`): more for tests whose rows still have rarely reached conditions, and
   whose examples are cheap;
 - `PYGRAD_CHECK_EXAMPLES`: a fixed number of examples per random test instead of time;
@@ -45,7 +45,7 @@ BUDGET_SPENT = "pygrad-check: time budget spent"
 TICK_SECONDS = 0.5
 DEFAULT_TIMEOUT = 10.0
 INFLIGHT_BYTES = 1 << 20
-PAIR_SHARE = 0.4      # the most of the time left after the coverage pass the pair samples may take
+PAIR_SHARE = 0.4      # the share of the time left after the coverage pass the pair samples may take
 
 
 def gate_mode() -> bool:
@@ -129,7 +129,6 @@ class _State:
     tests: dict = {}                # random test nodeid -> declared rows
     pair_tests: dict = {}           # pair-sample test nodeid -> its rows
     conditions: dict = {}           # row -> the conditions it must reach (every row of the report)
-    feasible: dict = {}             # row -> the number of feasible pairs of its conditions
     stream: Stream | None = None
     known: list = []                # signatures of every finding seen (this run)
     fatal: set = set()              # rows with a hang or crash finding
@@ -158,7 +157,6 @@ def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, condi
     S.tests = dict(random_tests)
     S.pair_tests = dict(pair_tests or {})
     S.conditions = dict(conditions or {})
-    S.feasible = {row: len(p) for row, p in (feasible or {}).items()}
     _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows,
             "feasible_pairs": {row: p for row, p in (feasible or {}).items() if row in dict(rows)},
             "infeasible_pairs": {row: p for row, p in (infeasible or {}).items() if row in dict(rows)}})
@@ -180,22 +178,25 @@ def _poll() -> list:
     return new
 
 
-PAIR_OVERHEAD = 0.05   # seconds a row's pair samples take to build, besides running them
-
-
-def pair_weight(rows: list, feasible: dict, costs: dict) -> float:
-    """How much time a pair-sample test needs: per row, building its samples and running
-    about one per feasible pair at its examples' typical cost (an upper bound: one sample
-    covers several pairs)."""
-    return sum(PAIR_OVERHEAD + feasible.get(row, 0) * costs.get(row, 0.02) for row in rows)
+def pair_deadline(now: float) -> float:
+    """The pair-sample tests' one deadline: PAIR_SHARE of the time left when the first of
+    them started, in any process (this one, now, if none has)."""
+    _poll()
+    t0 = float(os.environ.get(ENV_START, _T0))
+    first = min([t0 + r["t"] for r in S.stream.records if r.get("kind") == "start" and r["test"] in S.pair_tests],
+                default=now)
+    return first + PAIR_SHARE * (float(os.environ[ENV_DEADLINE]) - first)
 
 
 def begin(nodeid: str, kind: str) -> None:
-    """Start a test. A random test's deadline is its share of the time left; a pair-sample
-    test's, its share of PAIR_SHARE of it."""
+    """Start a test. A random test's deadline is its share of the time left; the pair-sample
+    tests share one (`pair_deadline`): they run in their order until it passes."""
     now = time.time()
     deadline = math.inf
-    if gate_mode() and kind in ("random", "pairs") and os.environ.get(ENV_DEADLINE) and fixed_examples() is None:
+    timed = gate_mode() and os.environ.get(ENV_DEADLINE) and fixed_examples() is None
+    if timed and kind == "pairs":
+        deadline = pair_deadline(now)
+    if timed and kind == "random":
         _poll()
         records = S.stream.records
         started = {r["test"] for r in records if r.get("kind") == "start"}
@@ -208,20 +209,14 @@ def begin(nodeid: str, kind: str) -> None:
                         h[c] = h.get(c, 0) + k
                     if n:
                         costs[row] = r["seconds"] / max(n, 1)
+        for row in {row for rows in S.tests.values() for row in rows}:
+            h = hits.setdefault(row, {})
+            for c in S.conditions.get(row, ()):
+                h.setdefault(c, 0)
+        weights = {t: weight(rows, hits, costs) for t, rows in S.tests.items()}
+        waiting = {t for t in S.tests if t not in started}
         workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-        remaining = float(os.environ[ENV_DEADLINE]) - now
-        if kind == "pairs":
-            weights = {t: pair_weight(rows, S.feasible, costs) for t, rows in S.pair_tests.items()}
-            waiting = {t for t in S.pair_tests if t not in started}
-            deadline = now + share(remaining * PAIR_SHARE, workers, weights, waiting, nodeid)
-        else:
-            for row in {row for rows in S.tests.values() for row in rows}:
-                h = hits.setdefault(row, {})
-                for c in S.conditions.get(row, ()):
-                    h.setdefault(c, 0)
-            weights = {t: weight(rows, hits, costs) for t, rows in S.tests.items()}
-            waiting = {t for t in S.tests if t not in started}
-            deadline = now + share(remaining, workers, weights, waiting, nodeid)
+        deadline = now + share(float(os.environ[ENV_DEADLINE]) - now, workers, weights, waiting, nodeid)
     S.current = TestStats(nodeid, kind, deadline)
     _write({"kind": "start", "test": nodeid, "t": elapsed()})
 
