@@ -134,6 +134,8 @@ class Builder:
         uncovered = [p for p in sorted(self.feasible, key=self._rank) if p not in covered]
         todo = set(uncovered)
         samples, unreached = [], []
+        if not bases:
+            return Cover([], [], uncovered)
         while uncovered:
             pair = uncovered[0]
             chosen = self._sample_for(pair, bases, todo)

@@ -6,8 +6,8 @@ Each kind of row has its own draft type, and a row kind here says how a draft be
 the row reaches (its predicates, never the makers' word):
 
 - ops and losses: `Sample`s -> `op_case` (a draft whose values do not fit its shapes, or
-  whose NumPy forward fails or is not finite, makes no case); valid when torch's exact run
-  is (`Oracle`); reached: its one node;
+  whose NumPy forward fails or, outside a magnitude regime, is not finite, makes no case);
+  valid when torch's exact run is (`Oracle`); reached: its one node;
 - layers: `LayerDraft`s -> `layer_case` (the layer first in a Module, or Dropout alone);
   reached: the layer's use;
 - `module`: `ModuleSample`s; optimizers: `TrainDraft`s; `engine`: `EngineSample`s.
@@ -64,8 +64,8 @@ class OpRow:
                 values = run_numpy(prog, case.values)
         except Exception as e:  # noqa: BLE001 - the reference refuses the draft
             raise Infeasible(f"the NumPy forward refuses the draft: {e}") from e
-        if not all(np.all(np.isfinite(values[n.name])) for n in prog.nodes):
-            raise Infeasible("the draft's forward is not finite")
+        if not sample.magnitude and not all(np.all(np.isfinite(values[n.name])) for n in prog.nodes):
+            raise Infeasible("the draft's forward is not finite")   # (a magnitude regime's is the oracle's to judge)
         return case
 
     def reached(self, case) -> frozenset:
