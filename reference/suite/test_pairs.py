@@ -2,7 +2,7 @@
 its conditions together in one use (`reference.pairs`, built by `reference.covering`), the
 ones covering most pairs first. They run after the coverage pass, until one deadline
 (`runstate.session.pair_deadline`), or -- with --examples N -- the first N of each row. One
-test per row, so that the slow rows (the optimizers, run last) share the workers."""
+test per row, so that the slow rows (the optimizers, run first) share the workers."""
 import pytest
 
 from reference.harness import prop, run_samples
