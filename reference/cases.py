@@ -25,6 +25,9 @@ from reference.checks.engine import (check_backward_twice, check_deep_graph, che
 from reference.checks.layer_alone import DropoutRun, check_dropout, dropout_script
 from reference.checks.module_calls import ModuleCalls, calls_script, check_module_calls
 from reference.checks.programs import check_program
+from reference.checks.tensor_api import check_tensor_api
+from reference.checks.tensor_api import conditions as tensor_api_conditions
+from reference.checks.tensor_api import script as tensor_api_script
 from reference.checks.training import TrainRun, check_training, train_script
 from reference.programs import printer
 from reference.programs.conditions import by_row, engine_conditions, program_condition_sets
@@ -33,6 +36,7 @@ from reference.programs.nets import build, module_code, module_program, ops_of, 
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, Layer, LayerUse, Use, spec_of
 from reference.registry.engine_row import EngineUse
 from reference.registry.layers import layer_conditions
+from reference.registry.tensor_row import TENSOR_ROW
 
 
 class Conditions:
@@ -46,7 +50,9 @@ class Conditions:
 class ProgramCase(Conditions):
     """A program and its input values. `check`: "torch" (values and gradients vs torch,
     with `passes` backward passes, and vs finite differences when `fd`), "twice",
-    "structure" or "stop" (node `stop` marked learnable=False)."""
+    "structure", "stop" (node `stop` marked learnable=False) or "helpers" (Tensor's own
+    methods, the learnable inputs changed between two passes as `helpers` says:
+    `checks.tensor_api`)."""
 
     program: Program
     values: dict = field(hash=False)
@@ -56,6 +62,7 @@ class ProgramCase(Conditions):
     passes: int = 1
     stop: str | None = None
     require_fd: bool = False       # an example where finite differences cannot run is invalid
+    helpers: tuple = ()            # "helpers": each learnable input's mode (registry.tensor_row.MODES)
 
     def run(self) -> Outcome:
         p, v = self.program, self.values
@@ -65,21 +72,31 @@ class ProgramCase(Conditions):
             return check_structure(p, v)
         if self.check == "stop":
             return check_stop(p, v, self.seed, self.stop)
+        if self.check == "helpers":
+            return check_tensor_api(p, v, self.seed, self.helpers)
         return check_program(p, v, self.seed, fd=self.fd, passes=self.passes)
 
     def condition_sets(self) -> list:
-        return program_condition_sets(self.program, self.values, self.check, self.passes)
+        sets = program_condition_sets(self.program, self.values, self.check, self.passes)
+        if self.check == "helpers":
+            sets.append((TENSOR_ROW, frozenset(tensor_api_conditions(self.program, self.helpers))))
+        return sets
 
     def rows(self) -> set:
-        return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW}
+        return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW} | (
+            {TENSOR_ROW} if self.check == "helpers" else set())
 
     @property
     def row(self) -> str:
         """The row a finding of this case is blamed on when no node is."""
+        if self.check == "helpers":
+            return TENSOR_ROW
         ops = set(self.program.ops())
         return spec_of(ops.pop()).row if len(ops) == 1 and self.check == "torch" else ENGINE_ROW
 
     def script(self) -> tuple:
+        if self.check == "helpers":
+            return "", tensor_api_script(self.program, self.values, self.helpers)
         body = printer.program_code(self.program, self.values, backward=False).splitlines()
         root = self.program.root
         calls = {"twice": ["backward()", "backward()"], "structure": ["create_graph()"]}.get(
@@ -99,8 +116,7 @@ class ModuleCase(Conditions):
     row = MODULE_ROW
 
     def run(self) -> Outcome:
-        worst = check_module_calls(self.calls)
-        return Outcome(err_torch=worst, per_row={MODULE_ROW: worst})
+        return check_module_calls(self.calls)
 
     def condition_sets(self) -> list:
         """The Module's calls, each layer (in order), the loss of each call."""
@@ -151,8 +167,7 @@ class TrainCase(Conditions):
         torch.optim.SGD([p], lr=0.1).step()
 
     def run(self) -> Outcome:
-        worst = check_training(self.train)
-        return Outcome(err_torch=worst, per_row={self.train.row: worst})
+        return check_training(self.train)
 
     def condition_sets(self) -> list:
         n = sum(len(layer.spec.weights(layer)) for layer in self.train.spec.layers)
@@ -252,19 +267,20 @@ class ErrorCase(Conditions):
         arrays, _, call = self._call()
         body = self.script()[1]
 
-        def fail(what):
+        def fail(what, did):
             raise Mismatch("error", spec.row, f"{call} with shapes {e.shapes}: pygrad {what}, but it must raise "
                            f"{e.error.__name__} naming {e.match!r}", f"{call}  [{self.op}]",
-                           printer.regression_test("error", self.op, body))
+                           printer.regression_test("error", self.op, body),
+                           what=f"{did} where {self.op} must raise {e.error.__name__}")
         try:
             spec.call(*[Tensor(a) for a in arrays], **e.args)
         except e.error as exc:
             if e.match not in str(exc):
-                fail(f"raised {type(exc).__name__} without naming the op ({exc})")
+                fail(f"raised {type(exc).__name__} without naming the op ({exc})", "an unnamed error")
         except Exception as exc:  # noqa: BLE001
-            fail(f"raised {type(exc).__name__} ({exc})")
+            fail(f"raised {type(exc).__name__} ({exc})", type(exc).__name__)
         else:
-            fail("returned a result")
+            fail("returned a result", "a result")
         return Outcome()
 
     def condition_sets(self) -> list:

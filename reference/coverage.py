@@ -2,11 +2,12 @@
 
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
 as drafts (`OpSpec.all_samples()`, `LayerSpec.drafts()`, `OptimizerSpec.drafts()`, the
-Module row's `MODULE_SAMPLES`, the engine row's `ENGINE_SAMPLES`), the plain one first; this
-module turns a draft into a case with deterministic values (`op_case`, `layer_case`,
-`module_sample_case`, `train_case`, `engine_case`: the same builders make the pair samples of
-`reference.pairs`). `row_cases(row)` is the pass of one report row; the gate runs every
-row's, in full, whatever its budget.
+Module row's `MODULE_SAMPLES`, the engine row's `ENGINE_SAMPLES`, the tensor row's
+`TENSOR_SAMPLES`), the plain one first; this module turns a draft into a case with
+deterministic values (`op_case`, `layer_case`, `module_sample_case`, `train_case`,
+`engine_case`, `tensor_case`: the same builders make the pair samples of `reference.pairs`).
+`row_cases(row)` is the pass of one report row; the gate runs every row's, in full, whatever
+its budget.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS,
 from reference.registry.layers import DropoutRun, LayerDraft
 from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED, ModuleSample
 from reference.registry.optimizers import TrainDraft
+from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES, TensorSample
 from reference.value_strategies import simplex_rows
 
 
@@ -105,16 +107,18 @@ def _op_cases(spec) -> list:
 
 
 # ---------------------------------------------------------------------------- Modules
-def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="") -> ModuleCase:
+def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros=0.0, tag="",
+                state=False) -> ModuleCase:
     seed = _seed("module", spec, sizes, tag)
     batches = tuple(make_batch(spec, b, seed + k, zeros) for k, b in enumerate(sizes))
     resets = tuple(resets or [True] * len(sizes))
-    return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer))
+    return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer, state))
 
 
 def module_sample_case(s: ModuleSample) -> ModuleCase:
     """A `ModuleSample` (the Module row's draft) as a case."""
-    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros)
+    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros,
+                       state=s.state)
 
 
 def _module_cases() -> list:
@@ -142,17 +146,20 @@ def layer_case(d: LayerDraft):
 def train_case(name: str, d: TrainDraft) -> TrainCase:
     """A `TrainDraft` of optimizer `name` as a case (the options left at their defaults are
     not passed: the run's seed names only those given)."""
-    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused")
+    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused", "divisor", "extra_steps")
                if getattr(d, k) != getattr(TrainDraft, k)}
-    return train_run(name, d.hyper, steps=d.steps, chunks=d.chunks, dtype=d.dtype, **options)
+    return train_run(name, d.hyper, steps=d.steps, chunks=d.chunks, dtype=d.dtype, zero_steps=d.zero_steps, **options)
 
 
-def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> TrainCase:
+def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", zero_steps=(), **kw) -> TrainCase:
+    """Training `TRAINED` with optimizer `name`; `zero_steps`: steps whose inputs are all 0."""
     spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
-    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, repr(kw))
+    seed = _seed("train", name, repr(hyper), steps, chunks, dtype, zero_steps, repr(kw))
     batches = []
     for k in range(steps):
         x, t = make_batch(spec, chunks * size, seed + k)
+        if k in zero_steps:
+            x = np.zeros_like(x)
         batches.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(chunks)))
     return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
 
@@ -161,8 +168,15 @@ def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", **kw) -> 
 def _program(nodes, inputs, seed) -> tuple:
     prog, cots = with_loss(inputs, nodes)
     rng = np.random.default_rng(seed)
-    values = {i.name: rng.uniform(0.5, 1.5, i.shape) * rng.choice([-1.0, 1.0], i.shape) for i in prog.inputs}
+    values = {i.name: np.asarray(rng.uniform(0.5, 1.5, i.shape) * rng.choice([-1.0, 1.0], i.shape), dtype=i.dtype)
+              for i in prog.inputs}
     return prog, values
+
+
+def _graph(name: str, dtype: str = "float64") -> tuple:
+    """(nodes, inputs) of the engine row's graph `name`."""
+    inputs = [Input(n, shape, dtype, role) for n, shape, role in ENGINE_INPUTS]
+    return [Node(n, op, operands, dict(args)) for n, op, operands, args in GRAPHS[name]], inputs
 
 
 def engine_case(s: EngineSample):
@@ -170,10 +184,15 @@ def engine_case(s: EngineSample):
     deep graph."""
     if s.graph == "deep":
         return DeepGraphCase(DEEP_STEPS)
-    inputs = [Input(name, shape, role=role) for name, shape, role in ENGINE_INPUTS]
-    nodes = [Node(name, op, operands, dict(args)) for name, op, operands, args in GRAPHS[s.graph]]
-    prog, values = _program(nodes, inputs, s.values_seed)
+    prog, values = _program(*_graph(s.graph), s.values_seed)
     return ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop)
+
+
+def tensor_case(s: TensorSample) -> ProgramCase:
+    """A `TensorSample` (the tensor row's draft) as a case: an engine graph whose learnable
+    inputs change between two passes as `s.modes` says."""
+    prog, values = _program(*_graph(s.graph, s.dtype), s.values_seed)
+    return ProgramCase(prog, values, s.seed, check="helpers", helpers=s.modes)
 
 
 # ---------------------------------------------------------------------------- per row
@@ -192,6 +211,8 @@ def row_cases(row: str) -> list:
         return _module_cases()
     if row == ENGINE_ROW:
         return [engine_case(s) for s in ENGINE_SAMPLES]
+    if row == TENSOR_ROW:
+        return [tensor_case(s) for s in TENSOR_SAMPLES]
     raise KeyError(f"no coverage samples for row {row!r}")
 
 
@@ -207,4 +228,4 @@ def unit_rows(unit: str) -> list:
 
 
 __all__ = ["row_cases", "coverage_units", "unit_rows", "sample_case", "spec_of", "op_case", "layer_case",
-           "module_sample_case", "train_case", "engine_case"]
+           "module_sample_case", "train_case", "engine_case", "tensor_case"]

@@ -1,17 +1,21 @@
 """The one helper every property test uses: judge an example, keep searching after a finding.
 
 - `attempt(case)` runs one case under the per-example time limit and says what happened:
-  passed (with its `Outcome`), invalid (the oracles cannot judge it), failed (a `Mismatch`)
-  or timed out (pygrad did not return: a finding, the row set aside from then on).
+  passed (with its `Outcome`), invalid (the oracles cannot judge it), failed (a `Mismatch`,
+  carrying every distinct failure of the example: `Mismatch.all()`) or timed out (pygrad
+  did not return: a finding, the row set aside from then on). An exception that pygrad
+  raised where no check expected one is a failure too (`error`), never a crash of the suite.
 - `run_samples(cases)` is the coverage pass of one row (and, `timed`, its pair samples, until
   the test's time share is spent): every case runs, each failure whose signature no earlier
-  finding explains is recorded at once (no shrinking: the samples are small by
-  construction), and the test fails at the end if any was found.
-- `run_property(strategy)` is a random property: hypothesis draws and shrinks. In a gate run
-  a finding does not end the test: it is recorded with its shrunk reproducer, set aside, and
-  hypothesis resumes (with the next seed) to look for failures with other signatures, until
-  the test's time share is spent. Failures a known finding explains are rejected, so the
-  shrinker never walks back into a known bug.
+  finding explains is recorded at once (all of an example's, and no shrinking: the samples
+  are small by construction), and the test fails at the end if any was found.
+- `run_property(strategy)` is a random property: hypothesis draws and shrinks. Of one
+  example's failures that no known finding explains, the first is raised for hypothesis to
+  shrink and the others are recorded at once. In a gate run a finding does not end the
+  test: it is recorded with its shrunk reproducer, set aside, and hypothesis resumes (with
+  the next seed) to look for failures with other signatures, until the test's time share is
+  spent. Failures a known finding explains are rejected, so the shrinker never walks back
+  into a known bug.
 - `prop(rows, checks)` labels a property test for the gate's budget and `--list`.
 """
 from __future__ import annotations
@@ -24,10 +28,10 @@ from contextlib import contextmanager
 from hypothesis import HealthCheck, given, note, reject, seed, settings, target
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-from reference.checks import Mismatch
-from reference.findings import explains, signature
+from reference.checks import Mismatch, pygrad_raiser, raised_in
+from reference.findings import explains, signature_of
 from reference.oracles.oracle import InvalidExample
-from reference.programs import printer
+from reference.programs import mermaid, printer
 from reference.programs.interpreters import Progress
 from reference.registry import ENGINE_ROW
 from reference.runstate import session
@@ -87,8 +91,26 @@ def attempt(case, test: str = "") -> tuple:
         return "failed", m
     except ExampleTimeout:
         return "timeout", hang(case, limit)
+    except Exception as exc:  # noqa: BLE001 - pygrad's exception is a finding; the suite's own re-raised
+        m = raised_by_pygrad(case, exc)
+        if m is None:
+            raise
+        return "failed", m
     finally:
         Progress.listener = None
+
+
+def raised_by_pygrad(case, exc: BaseException) -> Mismatch | None:
+    """An `error` finding when pygrad's code raised `exc` where no check expected it
+    (`checks.pygrad_raiser`); None when the suite itself raised (an internal error)."""
+    function = pygrad_raiser(exc)
+    if function is None:
+        return None
+    definitions, body = case.script()
+    return Mismatch("error", case.row, f"pygrad raised {type(exc).__name__}: {exc} (in {function})",
+                    f"pygrad's {function}", printer.regression_test("error", case.row.replace(":", "_"), body,
+                                                                    definitions=definitions),
+                    what=raised_in(f"pygrad's {function}", exc))
 
 
 def hang(case, limit: float) -> Mismatch:
@@ -101,14 +123,15 @@ def hang(case, limit: float) -> Mismatch:
     if program is not None and node == "backward":
         node = _hanging_rule(program, values, min(limit, 3.0) / 4) or node
     if program is not None and node in program.names and not program.is_input(node):
-        row, where = program.node(node).spec.row, printer.describe(program, node)
+        row, where, step = program.node(node).spec.row, printer.describe(program, node), program.node(node).op
     else:
-        row, where = case.row, node or "the example"
+        row, where, step = case.row, node or "the example", node or "the example"
     definitions, body = case.script()
     body = body + [f"# under the gate this did not return within {limit:g} s (at {where})"]
     return Mismatch("error", row, f"pygrad did not return within {limit:g} s (it hangs, or is far too slow) "
                     f"at {where}", where, printer.regression_test("error", row.replace(":", "_"), body,
-                                                                  definitions=definitions))
+                                                                  definitions=definitions),
+                    what=f"a hang in {step}", graph=mermaid.flowchart(program, node) if program is not None else None)
 
 
 def _replay_for_blame(case, seconds: float) -> tuple:
@@ -160,9 +183,9 @@ def _hanging_rule(program, values, seconds: float) -> str | None:
 
 
 def _record_finding(m: Mismatch, test: str, shrunk: bool, fatal_rows=()) -> tuple:
-    sig = signature(m.row, m.check, m.conditions)
+    sig = signature_of(m)
     session.finding({"test": test, "message": m.message, "where": m.where, "reproducer": _stamp(m.reproducer, test),
-                     "conditions": sorted(m.conditions), "shrunk": shrunk}, sig, fatal_rows)
+                     "conditions": sorted(m.conditions), "shrunk": shrunk, "graph": m.graph}, sig, fatal_rows)
     return sig
 
 
@@ -186,6 +209,18 @@ def _explained(sig: tuple, extra=()) -> bool:
     return any(explains(k, sig) for k in list(session.known()) + list(extra))
 
 
+def _unexplained(m: Mismatch) -> list:
+    """The failures of an example (`m.all()`) that neither a known finding nor an earlier
+    failure of the same example explains."""
+    out, sigs = [], []
+    for f in m.all():
+        sig = signature_of(f)
+        if not _explained(sig, sigs):
+            out.append(f)
+        sigs.append(sig)
+    return out
+
+
 # ---------------------------------------------------------------------------- coverage pass
 def run_samples(cases, test: str, timed: bool = False) -> int:
     """Run every case (see the module docstring) -- with `timed`, while the test's time share
@@ -202,13 +237,16 @@ def run_samples(cases, test: str, timed: bool = False) -> int:
             session.record(case.condition_sets(), value)
         elif status == "invalid":
             session.invalid()
-        else:
-            sig = signature(value.row, value.check, value.conditions)
-            if _explained(sig, found) or (status == "timeout" and case.rows() & session.fatal_rows()):
+        elif status == "timeout":
+            if _explained(signature_of(value), found) or case.rows() & session.fatal_rows():
                 session.set_aside()
                 continue
-            found.append(_record_finding(value, test, shrunk=False,
-                                         fatal_rows=_fatal(case) if status == "timeout" else ()))
+            found.append(_record_finding(value, test, shrunk=False, fatal_rows=_fatal(case)))
+        else:
+            new = [f for f in _unexplained(value) if not _explained(signature_of(f), found)]
+            if not new:
+                session.set_aside()
+            found.extend(_record_finding(f, test, shrunk=False) for f in new)
     if found:
         raise FindingsRecorded(f"{len(found)} finding(s) in {test}: {[s[:2] for s in found]}")
     return 0
@@ -232,10 +270,14 @@ def example(case, test: str):
             _record_finding(value, test, shrunk=False, fatal_rows=_fatal(case))
         reject()
     if status == "failed":
-        if _explained(signature(value.row, value.check, value.conditions)):
+        new = _unexplained(value)
+        if not new:
             session.set_aside()
             reject()
-        raise value
+        for other in new[1:]:        # recorded now; the first is shrunk by hypothesis
+            _record_finding(other, test, shrunk=False)
+        new[0].also = []
+        raise new[0]
     if getattr(case, "require_fd", False) and value.err_fd is None:
         note(f"finite differences skipped: {value.fd_skipped}")   # the strategy should have kept off kinks
         session.invalid()
@@ -304,7 +346,7 @@ def run_property(strategy, test: str) -> None:
                 if isinstance(exc, HypothesisException):
                     raise
                 raise
-            sig = signature(m.row, m.check, m.conditions)
+            sig = signature_of(m)
             if not _explained(sig):
                 found.append(_record_finding(m, test, shrunk=True))
             if session.time_left() <= 0:

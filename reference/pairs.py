@@ -10,7 +10,8 @@ the row reaches (its predicates, never the makers' word):
   valid when torch's exact run is (`Oracle`); reached: its one node;
 - layers: `LayerDraft`s -> `layer_case` (the layer first in a Module, or Dropout alone);
   reached: the layer's use;
-- `module`: `ModuleSample`s; optimizers: `TrainDraft`s; `engine`: `EngineSample`s.
+- `module`: `ModuleSample`s; optimizers: `TrainDraft`s; `engine`: `EngineSample`s; `tensor`:
+  `TensorSample`s.
 
 `row_cover(row)` runs the covering builder (`reference.covering`) once per process and row;
 `pair_cases(row)` are its samples as cases, the ones covering most pairs first.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.coverage import engine_case, layer_case, module_sample_case, op_case, train_case
+from reference.coverage import engine_case, layer_case, module_sample_case, op_case, tensor_case, train_case
 from reference.covering import Cover, cover, stable_repr
 from reference.oracles.oracle import InvalidExample, Oracle
 from reference.programs.interpreters import run_numpy
@@ -30,6 +31,7 @@ from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_ROW, OPS, O
                                 row_condition_specs, row_pairs)
 from reference.registry.engine_row import ENGINE_SAMPLES, GRAPHS
 from reference.registry.module_row import MODULE_SAMPLES
+from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES
 
 
 def _use_of(case, row: str) -> frozenset:
@@ -124,6 +126,8 @@ def row_kind(row: str):
         return OtherRow(row, MODULE_SAMPLES, module_sample_case)
     if row == ENGINE_ROW:
         return OtherRow(row, ENGINE_SAMPLES, _engine_case)
+    if row == TENSOR_ROW:
+        return OtherRow(row, TENSOR_SAMPLES, tensor_case)
     return None
 
 

@@ -228,9 +228,9 @@ def test_list_shows_every_op_row_and_property(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the report as data
-def _row(op, examples, torch=0.0, fd=0.0, conditions=None, status="pass"):
+def _row(op, examples, torch=0.0, fd=0.0, conditions=None, status="pass", bounds=(False, False)):
     return {"op": op, "examples": examples, "max_err_torch": torch, "max_err_fd": fd, "status": status,
-            "conditions": dict(conditions or {})}
+            "conditions": dict(conditions or {}), "max_err_torch_bound": bounds[0], "max_err_fd_bound": bounds[1]}
 
 
 def _failure(op, check="grad", t=1.0, signature=("broadcast",), test="test_ops.py::test_op[x]", reproducer=None):
@@ -269,7 +269,8 @@ def test_merge_sums_rows_and_recomputes_status():
     rows = {r["op"]: r for r in merged["ops"]}
     assert [r["op"] for r in merged["ops"]] == ["add", "neg", "mul"]
     assert rows["add"] == {"op": "add", "examples": 8, "max_err_torch": 0.3, "max_err_fd": 0.2, "status": "pass",
-                           "conditions": {"broadcast": 2, "used twice": 1}}     # every shard alone was thin
+                           "conditions": {"broadcast": 2, "used twice": 1},     # every shard alone was thin
+                           "max_err_torch_bound": False, "max_err_fd_bound": False}
     assert rows["neg"]["examples"] == 8 and rows["neg"]["status"] == "thin"
     assert rows["neg"]["conditions"] == {"exact zero": 0}
     assert rows["mul"]["status"] == "pass" and rows["mul"]["examples"] == 2
@@ -424,7 +425,8 @@ def test_summarize_counts_rows_conditions_and_distinct_findings():
     rows = {r["op"]: r for r in s.rows}
     assert [r["op"] for r in s.rows] == ["add", "neg"]
     assert rows["add"] == {"op": "add", "examples": 7, "max_err_torch": 0.5, "max_err_fd": 0.25, "status": "pass",
-                           "conditions": {"broadcast": 3, "twice": 1}, "fd_ran": True}
+                           "conditions": {"broadcast": 3, "twice": 1}, "fd_ran": True,
+                           "max_err_torch_bound": False, "max_err_fd_bound": False}
     assert rows["neg"]["conditions"] == {"zero": 0}                  # only declared conditions count
     assert rows["neg"]["status"] == "fail"                           # a finding beats thin
     assert (s.examples, s.tests, s.invalid, s.set_aside) == (9, 2, 1, 2)
@@ -463,7 +465,8 @@ def test_document_has_the_contract_fields_and_without_timings_drops_only_timings
     assert {"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"} <= set(doc)
     assert isinstance(doc["budget_s"], float) and doc["profile"] == "ci" and doc["interrupted"] is False
     for r in doc["ops"]:
-        assert set(r) == {"op", "examples", "max_err_torch", "max_err_fd", "status", "conditions"}
+        assert set(r) == {"op", "examples", "max_err_torch", "max_err_fd", "status", "conditions",
+                          "max_err_torch_bound", "max_err_fd_bound"}
     [f] = doc["failures"]
     assert {"test", "op", "check", "message", "reproducer"} <= set(f)
     assert (f["op"], f["check"], f["test"], f["found_at_s"]) == ("neg", "grad", "t3", 3.0)

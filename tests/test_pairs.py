@@ -1,7 +1,8 @@
 """Pairs of conditions: the covering samples reach every feasible pair, the declared
 infeasible pairs are really out of the makers' reach, and the gate counts what examples reach.
 
-Per kind of row (ops and losses, layers, the Module, optimizers, the engine):
+Per kind of row (ops, user functions and losses, layers, the Module, optimizers, the engine,
+Tensor's helpers):
 - every feasible pair of every row is reached, together in one use, by the row's coverage
   cases and pair cases -- judged on the cases the gate runs, by their per-use condition sets;
 - no declared infeasible pair is reached by the makers, tried in both orders on every base
@@ -23,7 +24,7 @@ from reference.registry import LAYERS, LOSS_OPS, OPS, OPTIMIZERS, Condition, pai
 
 KINDS = {"ops": [s.row for s in list(OPS.values()) + list(LOSS_OPS.values())],
          "layers": [s.row for s in LAYERS.values()], "module": ["module"],
-         "optimizers": [s.row for s in OPTIMIZERS.values()], "engine": ["engine"]}
+         "optimizers": [s.row for s in OPTIMIZERS.values()], "engine": ["engine"], "tensor": ["tensor"]}
 
 
 def reached_pairs(row: str, cases) -> set:

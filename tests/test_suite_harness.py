@@ -56,13 +56,20 @@ def _two_bugs_in_add(monkeypatch):
 
 
 def test_signatures_tell_bugs_apart_and_explain_their_supersets():
-    base = signature("add", "grad", set())
-    assert base == ("add", "grad", frozenset())
-    one = signature("add", "grad", {"right 1-element", "float32"})
-    other = signature("add", "grad", {"left gains leading dims"})
+    base = signature("add", "grad", "add", set())
+    assert base == ("add", "grad", "add", frozenset())
+    one = signature("add", "grad", "add", {"right 1-element", "float32"})
+    other = signature("add", "grad", "add", {"left gains leading dims"})
     assert explains(base, one) and not explains(one, other) and not explains(other, one)
-    assert explains(one, signature("add", "grad", {"right 1-element", "float32", "right 0-D"}))
-    assert not explains(one, signature("add", "value", {"right 1-element", "float32"}))
+    assert explains(one, signature("add", "grad", "add", {"right 1-element", "float32", "right 0-D"}))
+    assert not explains(one, signature("add", "value", "add", {"right 1-element", "float32"}))
+    # what went wrong tells apart two failures of one row and check kind: an engine error
+    # without conditions does not explain a RecursionError of the deep graph
+    engine = signature("engine", "error", "TypeError in backward", set())
+    deep = signature("engine", "error", "RecursionError in the backward pass of a deep graph",
+                     {"deep graph (10 000 ops)"})
+    assert not explains(engine, deep) and explains(engine, signature("engine", "error", "TypeError in backward",
+                                                                     {"fan-out"}))
 
 
 def test_coverage_pass_reports_each_distinct_bug_once(gate, monkeypatch):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.checks import Mismatch, Outcome
-from reference.checks.programs import check_grads, check_program, raise_error, regression, row_of
+from reference.checks import Mismatch, Outcome, Parts, raised_in
+from reference.checks.programs import check_grads, check_program, mismatch_at, raise_error, regression, row_of
 from reference.oracles.oracle import Oracle
-from reference.programs import printer
+from reference.programs import mermaid, printer
 from reference.programs.graph import Program
 from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
 from reference.registry import ENGINE_ROW
@@ -28,21 +28,36 @@ DEEP_STEPS = 5000   # y = -(y + b): two ops a step
 
 
 def check_backward_twice(prog: Program, values, seed: int) -> Outcome:
-    """backward() twice gives the same gradients as once (reset_grad=True zeroes first)."""
+    """backward() twice gives the same gradients as once (reset_grad=True zeroes first):
+    the first pass against torch, the second against pygrad's own first pass (so a wrong
+    rule and a wrong reset are told apart)."""
     oracle = Oracle(prog, values, seed)
-    out = Outcome()
+    out, parts = Outcome(), Parts()
     try:
         env = run_pygrad(prog, values)
         backward_pygrad(env, prog.root)
     except PygradRaised as e:
         raise_error(prog, values, oracle, e, 1)
-    check_grads(prog, values, oracle, env, out, 0, 1, isolate=True)  # a wrong rule shows here
+    with parts.part():
+        check_grads(prog, values, oracle, env, out, 0, 1, isolate=True)  # a wrong rule shows here
+    first = {name: np.array(env[name].grad, dtype=np.float64) for name in prog.graded}   # a copy
     try:
         backward_pygrad(env, prog.root)
     except PygradRaised as e:
-        raise_error(prog, values, oracle, e, 1)
-    check_grads(prog, values, oracle, env, out, 0, 1, isolate=False, repeat=True)
-    return out
+        with parts.part():
+            raise_error(prog, values, oracle, e, 1)
+        return parts.settle(out)
+    with parts.part():
+        for name in prog.graded:
+            problem, _, _ = judge(env[name].grad, first[name], prog.dtype(name), oracle.grad_tols(name))
+            if problem:
+                raise mismatch_at("invariant", prog, values, oracle, None,
+                                f"gradient of {name} after a second backward() differs from the first pass's: "
+                                f"{problem.replace('torch', 'first pass')} (reset_grad=True must zero every "
+                                "gradient before the pass)", printer.describe(prog, name),
+                                regression(prog, values, oracle, "invariant", calls=["backward()", "backward()"]),
+                                "backward() twice", mark=name)
+    return parts.settle(out)
 
 
 def canonical(prog: Program) -> dict:
@@ -86,27 +101,36 @@ def _names_of(prog: Program, env: dict, tensors) -> list:
 
 
 def check_structure(prog: Program, values) -> Outcome:
-    """`create_graph()` holds exactly the expected tensors, in the expected order."""
+    """`create_graph()` holds exactly the expected tensors, in the expected order: `topo` by
+    the definition, `weights` the leaf=False tensors of pygrad's own `topo` in its order (so
+    a wrong walk and a wrong selection of weights are told apart)."""
     want_topo, want_weights = expected_graph(prog)
+    calls = {"calls": ["create_graph()"]}
     try:
         env = run_pygrad(prog, values)
-        got = env[prog.root].create_graph()
     except PygradRaised as e:
-        raise_error(prog, values, None, e, 1)
+        raise_error(prog, values, None, e, 1, **calls)
+    try:
+        got = env[prog.root].create_graph()
     except Exception as exc:  # noqa: BLE001 - create_graph itself raised
-        raise_error(prog, values, None, PygradRaised("create_graph", exc), 1)
+        raise_error(prog, values, None, PygradRaised("create_graph", exc), 1, **calls)
     extra = [f"topo, weights = {prog.root}.create_graph()",
              f"assert topo == [{', '.join(want_topo)}]", f"assert weights == [{', '.join(want_weights)}]"]
-    for what, g, w in (("topo", _names_of(prog, env, got[0]), want_topo),
-                       ("weights", _names_of(prog, env, got[1]), want_weights)):
+    got_topo = _names_of(prog, env, got[0])
+    weights = {i.name for i in prog.inputs if not i.leaf}
+    parts = Parts()
+    for what, g, w in (("topo", got_topo, want_topo),
+                       ("weights", _names_of(prog, env, got[1]), [t for t in got_topo if t in weights])):
         if g != w:
             i = next((k for k, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))
             at = w[i] if i < len(w) else (g[i] if i < len(g) else prog.root)
-            raise Mismatch("structure", ENGINE_ROW, f"create_graph() {what} is [{', '.join(g)}], expected "
-                           f"[{', '.join(w)}] (first difference at position {i})",
-                           printer.describe(prog, at) if at in prog.names else at,
-                           regression(prog, values, None, "structure", calls=[], extra=extra), {"create_graph order"})
-    return Outcome()
+            parts.add(Mismatch("structure", ENGINE_ROW, f"create_graph() {what} is [{', '.join(g)}], expected "
+                               f"[{', '.join(w)}] (first difference at position {i})",
+                               printer.describe(prog, at) if at in prog.names else at,
+                               regression(prog, values, None, "structure", calls=[], extra=extra),
+                               {"create_graph order"}, f"create_graph {what}",
+                               mermaid.flowchart(prog, at if at in prog.names else None)))
+    return parts.settle(Outcome())
 
 
 def check_stop(prog: Program, values, seed: int, stop: str) -> Outcome:
@@ -115,36 +139,43 @@ def check_stop(prog: Program, values, seed: int, stop: str) -> Outcome:
     reaches) out. A wrong gradient that the unmarked program shows too is reported as the
     ordinary finding it is."""
     oracle = Oracle(prog, values, seed, stops=(stop,))
-    out = Outcome()
+    out, parts = Outcome(), Parts()
     mark = [f"{stop}.learnable = False"]
     try:
         env = run_pygrad(prog, values)
         env[stop].learnable = False
         backward_pygrad(env, prog.root)
     except PygradRaised as e:
-        raise_error(prog, values, None, e, 1)
+        raise_error(prog, values, oracle, e, 1, before=mark)
     bad = {}
     for name in prog.graded:
-        problem, r = judge(env[name].grad, oracle.grads(0)[name], prog.dtype(name), oracle.grad_tols(name))
-        out.note(row_of(prog, name), r)
+        problem, r, bound = judge(env[name].grad, oracle.grads(0)[name], prog.dtype(name), oracle.grad_tols(name))
+        out.note(row_of(prog, name), r, bound)
         if problem:
             bad[name] = problem
     if bad:
-        check_program(prog, values, seed)   # raises the plain finding if there is one
-        m = max(bad, key=prog.graded.index)
-        raise Mismatch("invariant", ENGINE_ROW, f"gradient of {m} differs from torch's with {stop} detached: "
-                       f"{bad[m]} ({stop} is learnable=False: it must receive its gradient and pass none on)",
-                       printer.describe(prog, m), regression(prog, values, oracle, "invariant", before=mark),
-                       {"learnable=False node"})
+        with parts.part():
+            check_program(prog, values, seed)   # raises the plain finding if there is one
+            m = max(bad, key=prog.graded.index)
+            raise Mismatch("invariant", ENGINE_ROW, f"gradient of {m} differs from torch's with {stop} detached: "
+                           f"{bad[m]} ({stop} is learnable=False: it must receive its gradient and pass none on)",
+                           printer.describe(prog, m), regression(prog, values, oracle, "invariant", before=mark),
+                           {"learnable=False node"}, "learnable=False gradients", mermaid.flowchart(prog, stop))
     want, _ = expected_graph(prog, stops=(stop,))
-    topo = _names_of(prog, env, env[prog.root].topo)
+    try:
+        topo = _names_of(prog, env, env[prog.root].topo)
+    except Exception as exc:  # noqa: BLE001 - reading topo raised
+        with parts.part():
+            raise_error(prog, values, None, PygradRaised("topo", exc), 1, before=mark,
+                        extra=[f"{prog.root}.topo"])
+        return parts.settle(out)
     if topo != want:
-        raise Mismatch("structure", ENGINE_ROW, f"with {stop} learnable=False, topo is [{', '.join(topo)}], "
-                       f"expected [{', '.join(want)}]", printer.describe(prog, stop),
-                       regression(prog, values, None, "structure", before=mark,
-                                  extra=[f"assert {prog.root}.topo == [{', '.join(want)}]"]),
-                       {"learnable=False node"})
-    return out
+        parts.add(Mismatch("structure", ENGINE_ROW, f"with {stop} learnable=False, topo is [{', '.join(topo)}], "
+                           f"expected [{', '.join(want)}]", printer.describe(prog, stop),
+                           regression(prog, values, None, "structure", before=mark,
+                                      extra=[f"assert {prog.root}.topo == [{', '.join(want)}]"]),
+                           {"learnable=False node"}, "learnable=False topo", mermaid.flowchart(prog, stop)))
+    return parts.settle(out)
 
 
 def deep_graph_script(steps: int, dtype: str = "float64") -> list:
@@ -169,26 +200,30 @@ def check_deep_graph(steps: int = DEEP_STEPS, dtype: str = "float64") -> Outcome
     want = {"the loss": float(np.sum(want_y * wv)), "x.grad": sign * wv,
             "b.grad": -wv if steps % 2 else np.zeros(3), "len(loss.topo)": 2 * steps + 4}
 
-    def fail(check, message, asserts):
+    def fail(check, message, asserts, what="deep graph"):
         raise Mismatch(check, ENGINE_ROW, message, "a chain of 2 x %d ops" % steps,
-                       printer.regression_test(check, "deep_graph", repro + asserts), {"deep graph (10 000 ops)"})
-    try:
-        x = Tensor(xv, leaf=True, dtype=dtype)
-        b = Tensor(bv, dtype=dtype)
-        y = x
-        for _ in range(steps):
-            y = -(y + b)
-        loss = (y * Tensor(wv, learnable=False, leaf=True, dtype=dtype)).sum()
-        loss.backward()
-        got = {"the loss": float(loss.value), "x.grad": np.asarray(x.grad), "b.grad": np.asarray(b.grad),
-               "len(loss.topo)": len(loss.topo)}
-    except RecursionError as exc:
-        fail("error", f"a deep graph raised RecursionError: {exc}", [])
-    except Exception as exc:  # noqa: BLE001
-        fail("error", f"a deep graph raised {type(exc).__name__}: {exc}", [])
+                       printer.regression_test(check, "deep_graph", repro + asserts), {"deep graph (10 000 ops)"},
+                       what)
+    parts, got = Parts(), {}
+    with parts.part():
+        step = "the forward pass of a deep graph"
+        try:
+            x = Tensor(xv, leaf=True, dtype=dtype)
+            b = Tensor(bv, dtype=dtype)
+            y = x
+            for _ in range(steps):
+                y = -(y + b)
+            loss = (y * Tensor(wv, learnable=False, leaf=True, dtype=dtype)).sum()
+            got["the loss"] = float(loss.value)
+            step = "the backward pass of a deep graph"
+            loss.backward()
+            got.update({"x.grad": np.asarray(x.grad), "b.grad": np.asarray(b.grad), "len(loss.topo)": len(loss.topo)})
+        except Exception as exc:  # noqa: BLE001 - RecursionError included
+            fail("error", f"{step} raised {type(exc).__name__}: {exc}", [], raised_in(step, exc))
     for what, w in want.items():
-        if not np.array_equal(got[what], w):
+        if what in got and not np.array_equal(got[what], w):
             kind = "structure" if what.startswith("len") else "value" if what == "the loss" else "grad"
-            fail(kind, f"{what} of a chain of {2 * steps} ops is {got[what]!r}, expected exactly {w!r}",
-                 [f"assert np.array_equal({what.replace('the loss', 'loss.value')}, {printer.literal(w)})"])
-    return Outcome()
+            with parts.part():
+                fail(kind, f"{what} of a chain of {2 * steps} ops is {got[what]!r}, expected exactly {w!r}",
+                     [f"assert np.array_equal({what.replace('the loss', 'loss.value')}, {printer.literal(w)})"])
+    return parts.settle(Outcome())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.checks import Mismatch, Outcome
+from reference.checks import Mismatch, Outcome, Parts, raised_in
 from reference.programs import printer
 from reference.registry import LAYERS
 from reference.registry.layers import DropoutRun
@@ -32,9 +32,9 @@ def check_dropout(case: DropoutRun) -> Outcome:
     body = dropout_script(case)
     row = LAYERS["dropout"].row
 
-    def fail(check, message, assertion):
+    def fail(check, message, assertion, what):
         raise Mismatch(check, row, message, f"Dropout(rate={case.rate})(x, training=True)",
-                       printer.regression_test(check, "dropout", body + [assertion]), {"training mode"})
+                       printer.regression_test(check, "dropout", body + [assertion]), {"training mode"}, what)
     state = np.random.get_state()
     np.random.seed(case.seed)
     try:
@@ -43,20 +43,26 @@ def check_dropout(case: DropoutRun) -> Outcome:
         (out * Tensor(w, dtype=case.dtype, learnable=False, leaf=True)).sum().backward()
         value, grad = np.array(out.value), np.array(xt.grad)
     except Exception as exc:  # noqa: BLE001 - pygrad raised: a finding
-        fail("error", f"Dropout in training mode raised {type(exc).__name__}: {exc}", "")
+        fail("error", f"Dropout in training mode raised {type(exc).__name__}: {exc}", "",
+             raised_in("Dropout in training mode", exc))
     finally:
         np.random.set_state(state)
+    parts = Parts()
     dropped = value == 0
     count = int(x.size * case.rate)
-    if int(dropped.sum()) != count:
-        fail("invariant", f"Dropout(rate={case.rate}) zeroed {int(dropped.sum())} of {x.size} entries, expected "
-             f"exactly int(size * rate) = {count}", f"assert int((out.value == 0).sum()) == {count}")
-    if not np.array_equal(value[~dropped], x[~dropped]):
-        fail("value", "Dropout changed the entries it kept (it must not rescale them)",
-             "assert np.array_equal(out.value[out.value != 0], x.value[out.value != 0])")
+    with parts.part():
+        if int(dropped.sum()) != count:
+            fail("invariant", f"Dropout(rate={case.rate}) zeroed {int(dropped.sum())} of {x.size} entries, expected "
+                 f"exactly int(size * rate) = {count}", f"assert int((out.value == 0).sum()) == {count}",
+                 "Dropout's count of dropped entries")
+    with parts.part():
+        if not np.array_equal(value[~dropped], x[~dropped]):
+            fail("value", "Dropout changed the entries it kept (it must not rescale them)",
+                 "assert np.array_equal(out.value[out.value != 0], x.value[out.value != 0])", "Dropout")
     want = np.where(dropped, 0.0, w).astype(case.dtype)
-    if not np.array_equal(grad, want):
-        fail("grad", "the gradient of x is not the cotangent where kept and 0 where dropped",
-             "assert np.array_equal(x.grad, np.where(out.value == 0, 0.0, "
-             f"{printer.array_literal(w)}))")
-    return Outcome()
+    with parts.part():
+        if not np.array_equal(grad, want):
+            fail("grad", "the gradient of x is not the cotangent where kept and 0 where dropped",
+                 "assert np.array_equal(x.grad, np.where(out.value == 0, 0.0, "
+                 f"{printer.array_literal(w)}))", "Dropout")
+    return parts.settle(Outcome())

@@ -18,20 +18,25 @@ disagrees; else the wrong gradient closest to the root, blamed on the consumer w
 backward rule, replayed alone on the same operands and cotangent, disagrees with torch -- or
 on gradient accumulation (the engine) when every consumer is right alone. An exception in
 backward is blamed the same way: on the first node whose rule raises when replayed alone.
+Every further consumer whose rule is wrong alone is a distinct failure of the same example
+(a wrong value and a wrong rule elsewhere are both reported); what follows from a failure --
+the gradients of a program with wrong values, later passes, finite differences -- is not
+judged again.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from reference.checks import InvalidExample, Mismatch, Outcome
+from reference.checks import InvalidExample, Mismatch, Outcome, Parts, raised_in
 from reference.numerics import SAFETY, U, U64
 from reference.oracles.oracle import Oracle
 from reference.oracles.program_fd import directions, fd_derivative, fd_step
-from reference.programs import printer
+from reference.programs import mermaid, printer
 from reference.programs.conditions import node_conditions
 from reference.programs.graph import Input, Node, Program, with_loss
-from reference.programs.interpreters import PygradRaised, backward_pygrad, run_pygrad
+from reference.programs.interpreters import PygradRaised, backward_pygrad, run_numpy, run_pygrad
 from reference.registry import ENGINE_ROW
+from reference.runstate.session import max_is_bound
 from reference.tolerances import judge
 
 FD_FULL_MAX = 8
@@ -49,51 +54,72 @@ def check_program(prog: Program, values, seed: int, fd: bool = False, passes: in
                   isolate: bool = True) -> Outcome:
     """Run `prog` in pygrad and compare every value and gradient with torch (and the loss's
     gradient with finite differences when `fd`). Returns the worst error/tolerance ratios;
-    raises Mismatch on a disagreement, InvalidExample when the oracles cannot judge."""
+    raises Mismatch on a disagreement (every distinct one of the example: see `Parts`),
+    InvalidExample when the oracles cannot judge. With wrong values, the gradients are judged
+    only by rules replayed alone (the rest follows from the values); later backward passes
+    and finite differences run only when everything before them was right."""
     oracle = Oracle(prog, values, seed, passes)
-    out = Outcome()
+    out, parts = Outcome(), Parts()
     try:
         env = run_pygrad(prog, values)
     except PygradRaised as e:
         raise_error(prog, values, oracle if isolate else None, e, passes)
-    check_values(prog, values, oracle, env, out)
+    with parts.part():
+        check_values(prog, values, oracle, env, out)
+    values_right = parts.ok
     for p in range(passes):
         try:
             backward_pygrad(env, prog.root, reset_grad=(p == 0))
         except PygradRaised as e:
-            raise_error(prog, values, oracle if isolate else None, e, passes)
-        check_grads(prog, values, oracle, env, out, p, passes, isolate)
-    if fd:
-        check_fd(prog, values, oracle, env, out, seed)
-    return out
+            with parts.part():
+                raise_error(prog, values, oracle if isolate else None, e, passes)
+            break
+        with parts.part():
+            check_grads(prog, values, oracle, env, out, p, passes, isolate, values_right=values_right)
+        if not parts.ok:
+            break
+    if fd and parts.ok:
+        with parts.part():
+            check_fd(prog, values, oracle, env, out, seed)
+    return parts.settle(out)
 
 
-def _mismatch(check, prog, values, oracle, name, message, where, reproducer) -> Mismatch:
-    """A Mismatch blamed on node `name` (its row and conditions; the engine for inputs)."""
+def mismatch_at(check, prog, values, oracle, name, message, where, reproducer, what: str = "",
+              mark: str | None = None, conditions=()) -> Mismatch:
+    """A Mismatch blamed on node `name` (its row, op and conditions; the engine, with `what`
+    the engine step and `conditions`, for inputs and None). The program's graph goes with it,
+    node `mark` (default `name`) marked as the first wrong one."""
+    graph = mermaid.flowchart(prog, mark or name)
     if name is None or prog.is_input(name) or prog.node(name).role != "body":
-        return Mismatch(check, ENGINE_ROW, message, where, reproducer)
+        return Mismatch(check, ENGINE_ROW, message, where, reproducer, conditions, what or ENGINE_ROW, graph)
     n = prog.node(name)
-    return Mismatch(check, n.spec.row, message, where, reproducer, node_conditions(prog, n, oracle.values))
+    node_values = oracle.values if oracle is not None else run_numpy(prog, values)
+    return Mismatch(check, n.spec.row, message, where, reproducer, node_conditions(prog, n, node_values),
+                    what or n.op, graph)
 
 
 def check_values(prog, values, oracle: Oracle, env, out: Outcome) -> None:
     for n in prog.nodes:
-        problem, r = judge(env[n.name].value, oracle.values[n.name], prog.dtype(n.name), oracle.value_tols(n.name))
-        out.note(row_of(prog, n.name), r)
+        problem, r, bound = judge(env[n.name].value, oracle.values[n.name], prog.dtype(n.name),
+                                  oracle.value_tols(n.name))
+        out.note(row_of(prog, n.name), r, bound)
         if problem:
-            raise _mismatch("value", prog, values, oracle, n.name,
+            raise mismatch_at("value", prog, values, oracle, n.name,
                             f"value of {n.name} differs from torch: {problem}", printer.describe(prog, n.name),
                             regression(prog, values, oracle, "value"))
 
 
 def check_grads(prog, values, oracle: Oracle, env, out: Outcome, p: int, passes: int, isolate: bool,
-                repeat: bool = False) -> None:
-    """Every gradient after backward pass `p` (or, with `repeat`, after a second plain
-    backward()) against torch's."""
+                values_right: bool = True) -> None:
+    """Every gradient after backward pass `p` against torch's. The wrong gradient closest to
+    the root is blamed on its consumer whose rule, replayed alone, is wrong -- else on its only
+    consumer, else on gradient accumulation; every other consumer wrong alone (of any wrong
+    gradient) is a further distinct failure. With wrong values (`values_right` False) only
+    rules wrong alone are blamed."""
     bad = {}
     for name in prog.graded:
-        problem, r = judge(env[name].grad, oracle.grads(p)[name], prog.dtype(name), oracle.grad_tols(name, p))
-        out.note(row_of(prog, name), r)
+        problem, r, bound = judge(env[name].grad, oracle.grads(p)[name], prog.dtype(name), oracle.grad_tols(name, p))
+        out.note(row_of(prog, name), r, bound)
         if problem:
             bad[name] = problem
     if not bad:
@@ -101,33 +127,54 @@ def check_grads(prog, values, oracle: Oracle, env, out: Outcome, p: int, passes:
     m = max(bad, key=prog.graded.index)
     what = f"gradient of {m} differs from torch" + (
         f" after backward(reset_grad=False) #{p}" if p else "") + f": {bad[m]}"
-    if repeat:
-        raise _mismatch("invariant", prog, values, oracle, None,
-                        what + " after a second backward() (reset_grad=True must zero every gradient "
-                        "before the pass)", printer.describe(prog, m),
-                        regression(prog, values, oracle, "invariant", calls=["backward()", "backward()"]))
     repro = regression(prog, values, oracle, "grad" if p == 0 else "invariant", passes=p + 1)
     if p > 0:
-        raise _mismatch("invariant", prog, values, oracle, None, what + " (backward(reset_grad=False) must add "
-                        "to every held gradient and propagate the sums)", printer.describe(prog, m), repro)
+        raise mismatch_at("invariant", prog, values, oracle, None, what + " (backward(reset_grad=False) must add "
+                        "to every held gradient and propagate the sums)", printer.describe(prog, m), repro,
+                        "backward(reset_grad=False) sums", mark=m)
     if m == prog.root:
-        raise _mismatch("grad", prog, values, oracle, None, what + " (the root's gradient must be ones)",
-                        printer.describe(prog, m), repro)
+        raise mismatch_at("grad", prog, values, oracle, None, what + " (the root's gradient must be ones)",
+                        printer.describe(prog, m), repro, "the root's gradient", mark=m)
+    parts, alone = Parts(), _AloneReplays(prog, env, oracle) if isolate else None
+    for name in sorted(bad, key=prog.graded.index, reverse=True):    # from the root down
+        for c in prog.consumers(name):
+            if alone is not None and c.name not in alone.blamed and alone.wrong(c, name):
+                alone.blamed.add(c.name)
+                parts.add(mismatch_at("grad", prog, values, oracle, c.name,
+                                    f"gradient of {name} differs from torch: {bad[name]}; the backward rule of "
+                                    f"{c.name} ({c.op}) is wrong", printer.describe(prog, c.name) +
+                                    f" -- its gradient for operand {name} is wrong", repro))
     consumers = prog.consumers(m)
-    if isolate:
-        for c in consumers:
-            if _rule_wrong_alone(prog, env, oracle, c, m):
-                raise _mismatch("grad", prog, values, oracle, c.name,
-                                f"{what}; the backward rule of {c.name} ({c.op}) is wrong",
-                                printer.describe(prog, c.name) + f" -- its gradient for operand {m} is wrong",
-                                repro)
-    names = ", ".join(c.name for c in consumers)
-    if len(consumers) == 1:
-        raise _mismatch("grad", prog, values, oracle, consumers[0].name, what, printer.describe(prog, m), repro)
-    mm = Mismatch("grad", ENGINE_ROW, f"{what}; every consumer ({names}) is right when replayed alone, so the "
-                  "gradients reaching it are not accumulated correctly", printer.describe(prog, m), repro,
-                  {"fan-out"})
-    raise mm
+    if values_right and not any(c.name in (alone.blamed if alone else ()) for c in consumers):
+        names = ", ".join(c.name for c in consumers)
+        if len(consumers) == 1:
+            parts.add(mismatch_at("grad", prog, values, oracle, consumers[0].name, what, printer.describe(prog, m),
+                                repro))
+        else:
+            parts.add(mismatch_at("grad", prog, values, oracle, None, f"{what}; every consumer ({names}) is right "
+                                "when replayed alone, so the gradients reaching it are not accumulated correctly",
+                                printer.describe(prog, m), repro, "gradient accumulation", mark=m,
+                                conditions={"fan-out"}))
+    parts.settle()
+
+
+class _AloneReplays:
+    """Nodes replayed alone (each at most once per example): is a node's backward rule
+    wrong on pygrad's operand values and torch's cotangent?"""
+
+    def __init__(self, prog, env, oracle: Oracle):
+        self.prog, self.env, self.oracle = prog, env, oracle
+        self.results: dict = {}
+        self.blamed: set = set()
+
+    def wrong(self, c: Node, m: str) -> bool:
+        """Does `c`, replayed alone, send a wrong gradient to operand `m` (or raise)?"""
+        if c.name not in self.results:
+            self.results[c.name] = _replay_alone(self.prog, self.env, self.oracle, c)
+        found = self.results[c.name]
+        if any(f.check == "value" for f in found):
+            return False      # its own forward is wrong there: its gradient is not judged
+        return any(f.check == "error" or (f.check == "grad" and f"gradient of {m} " in f.message) for f in found)
 
 
 def _alone(prog: Program, env, oracle: Oracle, c: Node) -> tuple:
@@ -140,42 +187,38 @@ def _alone(prog: Program, env, oracle: Oracle, c: Node) -> tuple:
     return mini, vals
 
 
-def _rule_wrong_alone(prog, env, oracle: Oracle, c: Node, m: str) -> bool:
-    """Replay `c` alone on pygrad's operand values with torch's cotangent: is the gradient
-    it sends to `m` wrong (or does its rule raise)?"""
+def _replay_alone(prog, env, oracle: Oracle, c: Node) -> list:
+    """The failures of node `c` replayed alone (none when the oracle cannot judge it)."""
     mini, vals = _alone(prog, env, oracle, c)
     try:
         check_program(mini, vals, seed=0, isolate=False)
     except Mismatch as e:
-        return e.check in ("grad", "error") and (e.check == "error" or f"gradient of {m} " in e.message)
+        return e.all()
     except InvalidExample:
-        return False
-    return False
+        return []
+    return []
 
 
-def raise_error(prog, values, oracle: Oracle | None, e: PygradRaised, passes: int):
+def raise_error(prog, values, oracle: Oracle | None, e: PygradRaised, passes: int, **script):
     """pygrad raised where torch did not: a finding blamed on the node that raised (in
     backward: the first node, from the root down, whose rule raises when replayed alone --
-    when an `oracle` is given for the replays)."""
+    when an `oracle` is given for the replays). Its `what`: the exception type and the op
+    (or the engine step) that raised. `script`: how the reproducer differs from a plain
+    backward (`regression`'s `calls`, `before`)."""
     blamed = e.where if e.where in prog.names else None    # a node's forward; else replay
     if blamed is None and oracle is not None:
         env = run_pygrad(prog, values)
         for c in reversed(prog.nodes):
-            mini, vals = _alone(prog, env, oracle, c)
-            try:
-                check_program(mini, vals, seed=0, isolate=False)
-            except Mismatch as inner:
-                if inner.check == "error":
-                    blamed = c.name
-                    break
-            except InvalidExample:
-                continue
+            if any(f.check == "error" for f in _replay_alone(prog, env, oracle, c)):
+                blamed = c.name
+                break
     where = printer.describe(prog, blamed) if blamed else f"the {e.where} pass"
     if e.where == "backward" and blamed:
         where += " -- its backward rule raised"
-    raise _mismatch("error", prog, values, oracle, blamed,
+    op = prog.node(blamed).op if blamed and not prog.is_input(blamed) else e.where
+    raise mismatch_at("error", prog, values, oracle, blamed,
                     f"pygrad raised {type(e.exc).__name__}: {e.exc} where torch did not", where,
-                    regression(prog, values, None, "error", passes=passes))
+                    regression(prog, values, None, "error", passes=passes, **script), raised_in(op, e.exc))
 
 
 def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None:
@@ -185,7 +228,7 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
     g_abs = {k: np.abs(oracle.grads(0)[k]) for k in grads}
     loss_abs = abs(float(oracle.values[prog.root]))
     h = fd_step(prog, values)
-    worst = 0.0
+    worst, worst_bound = 0.0, False
     for v in directions(prog, np.random.default_rng([seed, 1]), FD_FULL_MAX):
         got = sum(float(np.vdot(grads[k], v[k])) for k in v)
         for full in (False, True):   # the floor first: spreads only when it does not decide
@@ -208,16 +251,18 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
             r = abs(got - fd.d) / tol if tol > 0 else (0.0 if got == fd.d else np.inf)
             if r <= 1:
                 break
+        worst_bound = max_is_bound(worst, worst_bound, r, not full and r > 0)
         worst = max(worst, r)
         if not r <= 1:
             ops = {n.name for n in prog.body_nodes()}
             blamed = ops.pop() if len(ops) == 1 else None
-            raise _mismatch("fd", prog, values, oracle, blamed,
+            raise mismatch_at("fd", prog, values, oracle, blamed,
                             f"<grad, v> = {got:.17g} but the central difference gives {fd.d:.17g} "
                             f"(|error| {abs(got - fd.d):.3g}, tolerance {tol:.3g}, h = {fd.h:.3g})",
                             "the gradient of the inputs " + ", ".join(v) + " along v",
-                            regression(prog, values, oracle, "fd", fd=(v, fd.d, tol)))
-    out.err_fd = worst
+                            regression(prog, values, oracle, "fd", fd=(v, fd.d, tol)),
+                            "the program's gradient")
+    out.err_fd, out.fd_bound = worst, worst_bound
 
 
 # ---------------------------------------------------------------------------- reproducers

@@ -2,38 +2,38 @@
 
 A random Module trained for several steps with an optimizer of the table, the way the README
 trains: `zero_grad`, call, loss, `backward`, `step(loss)` -- or `step_single` accumulation
-over equal chunks, which must equal one step on their concatenation. What users vary varies:
-`model_reset()` every step or never, the target marked leaf=True or not, the parameters
-given in another order, a parameter outside the loss's graph (it must not move). At every
-step the loss (value) and the batched copy's gradients (grad), or the accumulated `.grad`
-(invariant), and after every step every parameter (invariant) follow the oracle.
+over equal chunks, which must equal one step on their concatenation divided by
+`batch_size / calls` (the update uses the accumulated sum divided by `batch_size`, whatever
+the number of calls). What users vary varies: `model_reset()` every step or never, the target
+marked leaf=True or not, the parameters given in another order, an all-zero batch (a weight
+that multiplies the input gets a gradient of exactly 0: torch still decays its moments and
+counts the step), a parameter outside the loss's graph at some steps or at all (no update
+there: torch's grad is None). At every step the loss (value) and the batched copy's
+gradients (grad), or the accumulated `.grad` (invariant -- or, when the Module's program of
+registry ops on the step's whole batch shows a wrong op, that op's finding), and after every
+step every parameter (invariant) follow the oracle; once the trajectory has left the
+oracle's, each update is judged alone (`UpdatesAlone`), so a wrong update is still seen
+behind a wrong gradient.
 
-The oracle (`Trajectory`) runs the Module's program in float64 torch and the optimizer's
-torch.optim twin on a step's whole batch. Its tolerances come, when the floor does not
-decide, from `numerics.RUNS` perturbed trajectories: every op of the forward and backward
-perturbed by its rounding model, every optimizer state buffer by STATE_ULPS and every update
-by OPT_ULPS before it is applied, every weight rounded to the dtype.
+The oracles, `Trajectory` and `UpdatesAlone`, are in `checks.trajectory`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from reference.checks import InvalidExample
+from reference.checks import Outcome
 from reference.checks.module_calls import Run, Script, blamer, pygrad_call
-from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
+from reference.checks.trajectory import Trajectory, UpdatesAlone
 from reference.oracles import torch_run
-from reference.oracles.oracle import classify_kinks, validate
 from reference.programs import printer
 from reference.programs.nets import ModuleSpec, build, module_program, program_values, weight
 from reference.registry import MODULE_LOSSES, OPTIMIZERS, TrainUse
 from reference.tolerances import judge
 
-OPT_ULPS = 8      # rounding of one optimizer update, relative to the update, in ulps
-STATE_ULPS = 4    # rounding of an optimizer state buffer (momentum, averages), in ulps
-EXTRA = np.array([0.5, -1.5])   # the value of a parameter outside the loss's graph
+EXTRA = np.array([0.5, -1.5])   # the initial value of the parameter outside the Module
+EXTRA_W = np.array([0.75, -1.25])   # at the steps where it is in the graph, the loss adds (extra * EXTRA_W).sum()
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class TrainRun:
     step k uses the chunks `steps[k]` ((x, target) arrays); `reset`: model_reset() before
     every call; `target_leaf`: the target marked leaf=True; `order`: the permutation of
     `model.weights` given to the optimizer (None: as is); `unused`: a parameter outside the
-    graph is given too."""
+    graph is given too, and enters the loss (`+ (extra * EXTRA_W).sum()`) at `extra_steps`
+    only; `divisor`: step_single's `batch_size` (None: the one that makes the accumulated
+    update equal a step on the whole batch)."""
 
     spec: ModuleSpec
     seed: int
@@ -54,6 +56,8 @@ class TrainRun:
     order: tuple | None = None
     unused: bool = False
     noise: int = 0
+    divisor: int | None = None
+    extra_steps: tuple = ()
 
     @property
     def row(self) -> str:
@@ -62,7 +66,28 @@ class TrainRun:
     def use(self, n_weights: int) -> TrainUse:
         return TrainUse(dict(self.hyper), len(self.steps), n_weights + self.unused, any(len(c) > 1 for c in self.steps),
                         self.order is not None and list(self.order) != sorted(self.order), self.target_leaf,
-                        self.reset, self.unused, self.spec.dtype)
+                        self.reset, self.unused, self.spec.dtype,
+                        count_differs=any(len(c) > 1 and self.batch_size(k) != len(c)
+                                          for k, c in enumerate(self.steps)),
+                        zero_gradient=bool(zero_gradient_steps(self)),
+                        absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps))
+
+    def batch_size(self, k: int) -> int:
+        """The `batch_size` given to step_single at step k (a step of several chunks)."""
+        return self.divisor or accumulation_divisor(self.spec, len(self.steps[k]))
+
+    def update_scale(self, k: int) -> float:
+        """The step's update gradient over the whole batch's: (sum of the chunks') / batch_size."""
+        chunks = len(self.steps[k])
+        return 1.0 if chunks == 1 else accumulation_divisor(self.spec, chunks) / self.batch_size(k)
+
+    def extra_grad(self, k: int):
+        """The gradient the update at step k gives the parameter outside the Module: None
+        where it is not in the graph."""
+        if not self.unused or k not in self.extra_steps:
+            return None
+        chunks = len(self.steps[k])
+        return EXTRA_W * (1.0 if chunks == 1 else chunks / self.batch_size(k))
 
     def conditions(self, n_weights: int) -> set:
         use = self.use(n_weights)
@@ -75,117 +100,54 @@ def accumulation_divisor(spec: ModuleSpec, chunks: int) -> int:
     return 1 if MODULE_LOSSES[spec.loss].reduction == "sum" else chunks
 
 
-class Trajectory:
-    """The oracle of a training run: per step the loss, the weights' gradients and the
-    weights after the step (exact float64 torch + torch.optim), with tolerances."""
-
-    def __init__(self, case: TrainRun, weights, init: dict):
-        self.case, self.weights, self.init = case, weights, init
-        self.exact = self._run(None)
-        self._spreads = None
-
-    def _run(self, noise) -> list:
-        case, weights = self.case, self.weights
-        spec = case.spec
-        tensors = {w.name: torch.tensor(np.asarray(self.init[w.name], dtype=np.float64), requires_grad=True)
-                   for w in weights}
-        optim = OPTIMIZERS[case.name].torch([tensors[w.name] for w in weights], dict(case.hyper))
-        steps = []
-        for chunks in case.steps:
-            x = np.concatenate([np.asarray(c[0]) for c in chunks])
-            target = np.concatenate([np.asarray(c[1]) for c in chunks])
-            prog, _ = module_program(spec, len(x), weights)
-            vals = program_values(spec, weights, {n: t.detach().numpy().copy() for n, t in tensors.items()}, x,
-                                  target, cast=False)
-            with np.errstate(all="ignore"):
-                run = torch_run.run_torch(prog, vals, noise)
-            if noise is None:
-                validate(prog, run)
-            else:
-                validate(prog, self._exact_runs[len(steps)], underflow=True)
-                classify_kinks(prog, self._exact_runs[len(steps)], [run], noise.scale)
-            grads = {w.name: run.grads[w.program_input] for w in weights}
-            _torch_step(optim, tensors, weights, grads, noise)
-            after = {n: t.detach().numpy().copy() for n, t in tensors.items()}
-            if any(np.any(np.abs(a) > MAX_MAGNITUDE) for a in after.values()):
-                raise InvalidExample(f"the trajectory exceeds {MAX_MAGNITUDE:g}")
-            steps.append({"loss": np.asarray(run.values[prog.root]), "grads": grads, "weights": after, "run": run})
-        return steps
-
-    @property
-    def _exact_runs(self) -> list:
-        return [s["run"] for s in self.exact]
-
-    def spreads(self) -> list:
-        """Per step, the largest deviation of each quantity over RUNS perturbed trajectories."""
-        if self._spreads is None:
-            spec = self.case.spec
-            noise = torch_run.Noise(np.random.default_rng(self.case.noise), frozenset({spec.dtype}))
-            runs = [self._run(noise) for _ in range(RUNS)]
-            out = []
-            for k, ex in enumerate(self.exact):
-                def spread(get):
-                    s = np.zeros_like(get(ex))
-                    for r in runs:
-                        s = np.maximum(s, noise.scale * np.abs(get(r[k]) - get(ex)))
-                    if not np.all(np.isfinite(s)):
-                        raise InvalidExample("a rounding-size perturbation makes the trajectory non-finite")
-                    return s
-                out.append({"loss": spread(lambda s: s["loss"]),
-                            "grads": {n: spread(lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
-                            "weights": {n: spread(lambda s, n=n: s["weights"][n]) for n in ex["weights"]}})
-            self._spreads = out
-        return self._spreads
-
-    def tols(self, k: int, what: str, name: str | None = None, scale: float = 1.0):
-        """Tolerances of quantity `what` ("loss" | "grads" | "weights") at step k, cheapest
-        first."""
-        def get(d):
-            return d[what] if name is None else d[what][name]
-        dtype = self.case.spec.dtype
-        exact = get(self.exact[k]) * scale
-        yield tolerance(exact, dtype)
-        yield tolerance(exact, dtype, get(self.spreads()[k]) * scale)
-
-    def want(self, k: int, what: str, name: str | None = None):
-        d = self.exact[k][what]
-        return d if name is None else d[name]
-
-
-def _torch_step(optim, tensors: dict, weights, grads: dict, noise) -> None:
-    """One torch.optim step with the program's gradients; with `noise`, the rounding of the
-    state, of the update and of the stored weight perturbed."""
-    def r(shape):
-        return torch.from_numpy(noise.factors(tuple(shape)))
-    u = max(noise.unit(d) for d in noise.dtypes) if noise is not None else 0.0
-    with torch.no_grad():
-        for w in weights:
-            t = tensors[w.name]
-            t.grad = torch.from_numpy(np.array(grads[w.name], dtype=np.float64))
-            if noise is not None:
-                for key, buf in optim.state.get(t, {}).items():
-                    if key != "step" and torch.is_tensor(buf) and buf.shape == t.shape:
-                        buf.mul_(1 + STATE_ULPS * u * r(buf.shape))
-        old = {n: t.detach().clone() for n, t in tensors.items()}
-        optim.step()
-        if noise is not None:
-            for n, t in tensors.items():
-                delta = (t - old[n]) * (1 + OPT_ULPS * u * r(t.shape))
-                t.copy_((old[n] + delta) * (1 + u * r(t.shape)))
+def zero_gradient_steps(case: TrainRun) -> list:
+    """The steps (after the first) at which some weight's gradient is exactly 0 in torch --
+    an all-zero batch gives one to a weight that multiplies the input -- found by running the
+    model's program at the initial weights on those steps' batches (a cheap float64 run)."""
+    zero = [k for k, chunks in enumerate(case.steps) if k > 0 and all(not np.any(c[0]) for c in chunks)]
+    if not zero:
+        return []
+    model, weights = build(case.spec, case.seed)
+    init = {w.name: weight(model, w.name).value for w in weights}
+    out = []
+    for k in zero:
+        x = np.concatenate([np.asarray(c[0]) for c in case.steps[k]])
+        target = np.concatenate([np.asarray(c[1]) for c in case.steps[k]])
+        prog, _ = module_program(case.spec, len(x), weights)
+        with np.errstate(all="ignore"):
+            run = torch_run.run_torch(prog, program_values(case.spec, weights, init, x, target, cast=False))
+        if any(not np.any(run.grads[w.program_input]) for w in weights):
+            out.append(k)
+    return out
 
 
 def train_script(case: TrainRun) -> Script:
     """The whole training run as plain pygrad statements."""
     s = script_of(case)
-    for chunks in case.steps:
+    for k, chunks in enumerate(case.steps):
         s.add("optim.zero_grad()")
-        bs = accumulation_divisor(case.spec, len(chunks))
+        bs = case.batch_size(k)
         for x, target in chunks:
             s.call(x, target, case.reset, case.target_leaf)
-            s.add(f"optim.step({s.loss})" if len(chunks) == 1 else f"optim.step_single({s.loss}, {bs})")
+            loss = _extra_term(s, case, k)
+            s.add(f"optim.step({loss})" if len(chunks) == 1 else f"optim.step_single({loss}, {bs})")
         if len(chunks) > 1:
             s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
     return s
+
+
+def _extra_term(s: Script, case: TrainRun, k: int) -> str:
+    """At the steps where the parameter outside the Module is in the graph: the statements
+    adding it to the loss just computed; returns the name of the loss to step with."""
+    if not case.unused:
+        return s.loss
+    if k not in case.extra_steps:
+        s.add("extra_before = extra.value.copy()")
+        return s.loss
+    total = f"total{s.calls - 1}"
+    s.add(f"{total} = {s.loss} + (extra * {printer.array_literal(EXTRA_W)}).sum()")
+    s.add(f"{total}.backward()")
+    return total
 
 
 def script_of(case: TrainRun) -> Script:
@@ -202,13 +164,25 @@ def script_of(case: TrainRun) -> Script:
     return s
 
 
-def check_training(case: TrainRun) -> float:
+def check_training(case: TrainRun) -> Outcome:
     """Train in pygrad as a user does and follow the oracle (see the module docstring).
-    Returns the worst error/tolerance ratio."""
+    Returns the worst error/tolerance ratio on the optimizer's row; raises every distinct
+    failure (see `_steps`)."""
+    run = Run(case.row, script_of(case), f"{case.name}{dict(case.hyper)} training Module {case.spec!r}")
+    with run.parts.part():      # an exception of pygrad ends the run
+        _steps(run, case)
+    return run.parts.settle(Outcome(run.worst, per_row={case.row: run.worst}, bound_rows={case.row: run.worst_bound}))
+
+
+def _steps(run: Run, case: TrainRun) -> None:
+    """The steps, in parts: while the trajectory follows torch's, the loss and gradients
+    (or step_single's accumulated gradient) and the weights after each step against it; once
+    it has left (a failure), the updates alone against `UpdatesAlone` (a wrong update is
+    still seen behind a wrong gradient), and what follows from the failure is not judged
+    again. A parameter absent from a step's graph must not move at that step (once it has,
+    its later updates follow from that and are not judged again)."""
     from pygrad import Tensor
-    spec = case.spec
-    s = script_of(case)
-    run = Run(case.row, s, f"{case.name}{dict(case.hyper)} training Module {spec!r}")
+    spec, s, parts = case.spec, run.s, run.parts
     model, weights = run.pygrad(lambda: build(spec, case.seed), "building the model")
     conds = case.conditions(len(weights))
     params = list(model.weights)
@@ -217,58 +191,143 @@ def check_training(case: TrainRun) -> float:
     extra = Tensor(EXTRA, dtype=spec.dtype) if case.unused else None
     optim = run.pygrad(lambda: OPTIMIZERS[case.name].make(params + ([extra] if extra is not None else []),
                                                           dict(case.hyper)), "creating the optimizer")
-    traj = Trajectory(case, weights, {w.name: weight(model, w.name).value for w in weights})
+    init = {w.name: weight(model, w.name).value for w in weights} | ({"extra": EXTRA} if extra is not None else {})
+    traj = Trajectory(case, weights, init)
+    alone = UpdatesAlone(case, {n: np.shape(v) for n, v in init.items()})
     dt = spec.dtype
+    diverged = update_wrong = extra_moved = False
+
+    def with_extra(loss, k):
+        """The loss to step with: at `extra_steps`, plus the term of the parameter outside
+        the Module (backward run again on the total)."""
+        if not (extra is not None and k in case.extra_steps):
+            return loss
+        total = loss + (extra * EXTRA_W).sum()
+        total.backward()
+        return total
+
+    def extra_applied(k, scale=1.0):
+        """The gradient the update at step k applies to the parameter outside the Module
+        (pygrad's own), None where it is absent from the step's graph."""
+        if extra is None:
+            return {}
+        return {"extra": None if case.extra_grad(k) is None else np.asarray(extra.grad) / scale}
     for k, chunks in enumerate(case.steps):
         step = f"step {k}"
         s.add("optim.zero_grad()")
         run.pygrad(optim.zero_grad, "optim.zero_grad()")
         values = {w.name: np.array(weight(model, w.name).value) for w in weights}
+        extra_before = np.array(extra.value) if extra is not None else None
+        before = values | ({"extra": extra_before} if extra is not None else {})
+        found = len(parts.found)
         if len(chunks) == 1:
             (x, target), = chunks
             blame = blamer(spec, model, weights, values, x, target, case.noise + k, (len(x),))
             s.call(x, target, case.reset, case.target_leaf)
             got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
                              f"the call of {step}", blame)
-            run.expect_close("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value, traj.want(k, "loss"),
-                        lambda: traj.tols(k, "loss"), blame)
-            for w in weights:
-                run.expect_close("grad", f"the gradient of {w.name} in the batched copy at {step}",
-                            f"model.copy.{w.name}.grad", got.grads[w.name], traj.want(k, "grads", w.name),
-                            lambda w=w: traj.tols(k, "grads", w.name), blame)
-            s.add(f"optim.step({s.loss})")
-            run.pygrad(lambda: optim.step(got.loss), f"optim.step at {step}")
+            if not diverged:
+                with parts.part():
+                    run.expect_close("value", f"the loss at {step}", f"{s.loss}.value", got.loss.value,
+                                     traj.want(k, "loss"), lambda: traj.tols(k, "loss"), blame)
+                    for w in weights:
+                        run.expect_close("grad", f"the gradient of {w.name} in the batched copy at {step}",
+                                         f"model.copy.{w.name}.grad", got.grads[w.name],
+                                         traj.want(k, "grads", w.name), lambda w=w: traj.tols(k, "grads", w.name),
+                                         blame)
+            name = _extra_term(s, case, k)
+            loss = run.pygrad(lambda: with_extra(got.loss, k), f"the loss with the extra parameter at {step}")
+            alone.record(before, got.grads | extra_applied(k))
+            s.add(f"optim.step({name})")
+            run.pygrad(lambda: optim.step(loss), f"optim.step at {step}")
         else:
-            bs = accumulation_divisor(spec, len(chunks))
+            bs, m = case.batch_size(k), accumulation_divisor(spec, len(chunks))
+            whole = (np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
+            blame = blamer(spec, model, weights, values, *whole, case.noise + k, (len(whole[0]),))
             for x, target in chunks:
                 s.call(x, target, case.reset, case.target_leaf)
                 got = run.pygrad(lambda: pygrad_call(spec, model, weights, x, target, case.reset, case.target_leaf),
                                  f"a chunk call of {step}")
-                s.add(f"optim.step_single({s.loss}, {bs})")
-                run.pygrad(lambda: optim.step_single(got.loss, bs), f"optim.step_single at {step}")
-            for w in weights:
+                name = _extra_term(s, case, k)
+                loss = run.pygrad(lambda: with_extra(got.loss, k), f"the loss with the extra parameter at {step}")
+                s.add(f"optim.step_single({name}, {bs})")
+                run.pygrad(lambda: optim.step_single(loss, bs), f"optim.step_single at {step}")
+            for w in weights if not diverged else ():
                 what = f"the accumulated .grad of {w.name} at {step}"
-                problem, r = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * bs, dt,
-                                     traj.tols(k, "grads", w.name, bs))
-                run.worst = max(run.worst, min(r, 1e6))
-                if problem:
-                    run.require(False, f"{what} (step_single(loss, {bs}) over {len(chunks)} chunks must add up to "
-                                f"{bs} x the whole batch's gradient) differs from torch: {problem}", what,
-                                printer.close_line(what, f"model.{w.name}.grad", dt, traj.want(k, "grads", w.name) * bs,
-                                                   list(traj.tols(k, "grads", w.name, bs))[-1]), conditions=conds)
+                problem, r, bound = judge(weight(model, w.name).grad, traj.want(k, "grads", w.name) * m, dt,
+                                          traj.tols(k, "grads", w.name, m))
+                run.note(r, bound)
+                if problem:      # blamed on the ops when the program of the whole step's batch is wrong
+                    parts.add(run.blamed("invariant", f"{what} (step_single over {len(chunks)} chunks must add up "
+                                         f"to {m} x the whole batch's gradient) differs from torch: {problem}", what,
+                                         [printer.close_line(what, f"model.{w.name}.grad", dt,
+                                                             traj.want(k, "grads", w.name) * m,
+                                                             list(traj.tols(k, "grads", w.name, m))[-1])],
+                                         blame, "step_single accumulates", conds))
+                    break
+            alone.record(before, {w.name: np.asarray(weight(model, w.name).grad) / bs for w in weights}
+                         | extra_applied(k, bs))
             s.add(f"optim.step_single({s.loss}, {bs}, modify=True)")
             run.pygrad(lambda: optim.step_single(got.loss, bs, modify=True), f"optim.step_single(modify=True) at {step}")
-        for w in weights:
-            what = f"{w.name} after {step}"
-            problem, r = judge(weight(model, w.name).value, traj.want(k, "weights", w.name), dt,
-                                 traj.tols(k, "weights", w.name))
-            run.worst = max(run.worst, min(r, 1e6))
-            if problem:
-                run.require(False, f"{what} differs from torch.optim's trajectory: {problem}", what,
-                            printer.close_line(what, f"model.{w.name}.value", dt, traj.want(k, "weights", w.name),
-                                               list(traj.tols(k, "weights", w.name))[-1]), conditions=conds)
-        if extra is not None:
-            run.require(np.array_equal(extra.value, np.asarray(EXTRA, dtype=dt)), f"a parameter outside the loss's "
-                        f"graph moved at {step} (a parameter that did not contribute gets no update)", "extra",
-                        f"assert np.array_equal(extra.value, {printer.array_literal(EXTRA)})", conditions=conds)
-    return run.worst
+        diverged |= len(parts.found) > found
+        present = [w.name for w in weights] + (["extra"] if case.extra_grad(k) is not None and not extra_moved else [])
+        if not update_wrong:
+            found = len(parts.found)
+            with parts.part():
+                if diverged:
+                    _check_update_alone(run, model, extra, present, alone, k, conds)
+                else:
+                    _check_weights(run, model, extra, present, traj, k, conds)
+            update_wrong = len(parts.found) > found
+            diverged |= update_wrong
+        if extra is not None and case.extra_grad(k) is None and not extra_moved:
+            found = len(parts.found)
+            with parts.part():
+                run.require(np.array_equal(extra.value, extra_before), f"a parameter outside the loss's graph moved "
+                            f"at {step} (a parameter that did not contribute gets no update)", "extra",
+                            "assert np.array_equal(extra.value, extra_before)", conditions=conds,
+                            what="a parameter outside the graph stays")
+            extra_moved = len(parts.found) > found      # its later updates follow from this one
+
+
+UPDATE = "the update follows torch.optim"
+
+
+def _value(model, extra, name: str) -> tuple:
+    """(the code naming parameter `name`, its value): a weight of the model, or `extra`."""
+    if name == "extra":
+        return "extra.value", extra.value
+    return f"model.{name}.value", weight(model, name).value
+
+
+def _check_weights(run: Run, model, extra, names, traj: Trajectory, k: int, conds) -> None:
+    """Every parameter of `names` after step k against torch.optim's trajectory."""
+    dt = run.s.spec.dtype
+    for name in names:
+        what = f"{name} after step {k}"
+        expr, got = _value(model, extra, name)
+        problem, r, bound = judge(got, traj.want(k, "weights", name), dt, traj.tols(k, "weights", name))
+        run.note(r, bound)
+        if problem:
+            run.require(False, f"{what} differs from torch.optim's trajectory: {problem}", what,
+                        printer.close_line(what, expr, dt, traj.want(k, "weights", name),
+                                           list(traj.tols(k, "weights", name))[-1]), conditions=conds, what=UPDATE)
+
+
+def _check_update_alone(run: Run, model, extra, names, alone: UpdatesAlone, k: int, conds) -> None:
+    """Every parameter of `names` after step k against torch.optim's update of pygrad's own
+    parameters and gradients (not judged where those cannot be replayed)."""
+    if not alone.judgeable(k):
+        return
+    dt = run.s.spec.dtype
+    for name in names:
+        want, tols = alone.tols(k, name)
+        if not np.all(np.isfinite(tols[-1])):
+            return
+        what = f"{name} after step {k}"
+        expr, got = _value(model, extra, name)
+        problem, _, _ = judge(got, want, dt, tols)
+        if problem:
+            run.require(False, f"{what} differs from torch.optim's update of pygrad's own weights and gradients "
+                        f"(the trajectory had already left torch's): {problem}", what,
+                        printer.close_line(what, expr, dt, want, tols[-1]), conditions=conds, what=UPDATE)

@@ -176,7 +176,7 @@ def pytest_handlecrashitem(crashitem, report, sched):
     if _controller_stream is None:
         _controller_stream = Writer(os.environ[state.ENV_DIR], "controller")
     _controller_stream.write({
-        "kind": "finding", "test": crashitem, "row": rows[0], "check": "error", "signature": ["worker crash"],
+        "kind": "finding", "test": crashitem, "row": rows[0], "check": "error", "what": "a worker crash", "signature": [],
         "message": f"the worker process died while running an example (at {node}): pygrad crashed it, or it "
                    f"hung where the per-example limit could not interrupt it", "where": node,
         "reproducer": repro, "conditions": [], "shrunk": False, "t": state.elapsed(), "fatal_rows": [r for r in rows if r != "engine"]})

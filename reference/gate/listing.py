@@ -1,6 +1,7 @@
 """`pygrad-check --list`: the registry's ops, the report's rows with their conditions and pairs
-of conditions (feasible, of one group, declared infeasible -- those with their reasons), and
-the properties the gate checks (read from the suite's test functions)."""
+of conditions (feasible, of one group, declared infeasible -- those with their reasons), the
+properties the gate checks (read from the suite's test functions), and pygrad's public
+surface with the rows that exercise each callable and the names exempt as non-computations."""
 from __future__ import annotations
 
 import inspect
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reference.registry import LOSS_OPS, OPS, row_conditions, row_pairs, rows
+from reference.registry import LOSS_OPS, OPS, row_conditions, row_pairs, rows, surface
 
 _OPERANDS = ["x", "y"]
 SUITE_MODULES = ("test_coverage", "test_pairs", "test_ops", "test_programs", "test_engine", "test_modules",
@@ -97,6 +98,23 @@ def properties_table() -> Table:
     return t
 
 
+def surface_table() -> Table:
+    names = surface.public_surface()
+    declared = surface.reached()
+    exempt = [n for n in names if surface.not_a_computation(n)]
+    missing = surface.unreached()
+    t = Table(title=f"public surface of pygrad: {len(names)} names, {len(names) - len(exempt) - len(missing)} "
+                    f"reached by rows, {len(exempt)} not computations, {len(missing)} unreached", title_justify="left")
+    t.add_column("name")
+    t.add_column("exercised by (rows), or why not", overflow="fold")
+    for name in names:
+        why = surface.not_a_computation(name)
+        rows_ = ", ".join(sorted(declared.get(name, ()))) or "UNREACHED"
+        t.add_row(escape(name), escape(f"not a computation: {why}" if why else rows_))
+    return t
+
+
 def print_listing(console: Console) -> None:
-    for table in (ops_table(), rows_table(), pairs_table(), infeasible_table(), properties_table()):
+    for table in (ops_table(), rows_table(), pairs_table(), infeasible_table(), properties_table(),
+                  surface_table()):
         console.print(table)

@@ -1,7 +1,9 @@
 """The gate's report as data: rows, findings, verdict, the JSON document, and merging shards.
 
 `summarize` turns the workers' records into one row per report row -- examples, the worst
-error against torch and against finite differences (in units of the tolerance), the
+error against torch and against finite differences (in units of the tolerance; flagged
+`max_err_torch_bound` / `max_err_fd_bound` when the figure is an upper bound, taken against
+the tolerance's floor because the full tolerance was not needed, not a measurement), the
 conditions reached and how often, the feasible pairs of conditions reached together in one
 use (`pairs`, and the `unreached_pairs`), and a status: `fail` (a finding is blamed on it),
 `thin` (some condition was never reached) or `pass` -- and the distinct findings (one per
@@ -11,6 +13,8 @@ coverage and timing fields); `merge` combines shard reports into one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from reference.runstate.session import max_is_bound
 
 
 @dataclass
@@ -34,7 +38,9 @@ class Summary:
 
 
 def key(finding: dict) -> tuple:
-    return (finding["row"], finding["check"], tuple(sorted(finding.get("signature", ()))))
+    """A finding's signature (`reference.findings`): row, check, what, conditions."""
+    return (finding["row"], finding["check"], finding.get("what") or finding["row"],
+            tuple(sorted(finding.get("signature", ()))))
 
 
 def status_of(row: dict, failed: set) -> str:
@@ -58,7 +64,7 @@ def summarize(records: list, rows: list, conditions: dict, feasible: dict | None
     row -> its declared infeasible pairs (one that an example reached is listed)."""
     feasible, infeasible = feasible or {}, infeasible or {}
     stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0),
-                 "pairs": set()} for r in rows}
+                 "torch_bound": False, "fd_bound": False, "pairs": set()} for r in rows}
     findings, internal = {}, []
     s = Summary([], [], [])
     for r in records:
@@ -72,9 +78,12 @@ def summarize(records: list, rows: list, conditions: dict, feasible: dict | None
                 if row not in stats:
                     continue
                 st = stats[row]
+                tb, fb = r.get("bounds", {}).get(row, (False, False))
                 st["examples"] += n
+                st["torch_bound"] = max_is_bound(st["torch"], st["torch_bound"], t, tb)
                 st["torch"] = max(st["torch"], t)
                 if f is not None:
+                    st["fd_bound"] = fb if st["fd"] is None else max_is_bound(st["fd"], st["fd_bound"], f, fb)
                     st["fd"] = f if st["fd"] is None else max(st["fd"], f)
                 for c, k in conds.items():
                     if c in st["conds"]:
@@ -93,7 +102,8 @@ def summarize(records: list, rows: list, conditions: dict, feasible: dict | None
         st = stats[row]
         entry = {"op": row, "examples": st["examples"], "max_err_torch": float(st["torch"]),
                  "max_err_fd": float(st["fd"]) if st["fd"] is not None else 0.0, "status": "",
-                 "conditions": st["conds"], "fd_ran": st["fd"] is not None}
+                 "conditions": st["conds"], "max_err_torch_bound": bool(st["torch_bound"]),
+                 "max_err_fd_bound": bool(st["fd_bound"]), "fd_ran": st["fd"] is not None}
         if row in feasible:
             entry.update(pair_fields(feasible[row], st["pairs"]))
         s.infeasible_reached += [[row, list(p)] for p in infeasible.get(row, ()) if tuple(sorted(p)) in st["pairs"]]
@@ -124,7 +134,8 @@ def document(summary: Summary, run: dict) -> dict:
     failures) and this run's extra fields (`run`, e.g. profile, shard, interrupted)."""
     failures = [{"test": f["test"], "op": f["row"], "check": f["check"], "message": f["message"],
                  "reproducer": f.get("reproducer"), "conditions": f.get("conditions", []),
-                 "signature": f.get("signature", []), "found_at_s": round(f["t"], 3), "shrunk": f.get("shrunk", False)}
+                 "what": f.get("what") or f["row"], "signature": f.get("signature", []), "graph": f.get("graph"),
+                 "found_at_s": round(f["t"], 3), "shrunk": f.get("shrunk", False)}
                 for f in summary.findings]
     rows = [{k: v for k, v in r.items() if k != "fd_ran"} for r in summary.rows]
     doc = {"seed": int(run["seed"]), "budget_s": float(run["budget_s"]), "workers": int(run["workers"]),
@@ -166,10 +177,13 @@ def merge(docs: list) -> dict:
     for d in docs:
         for r in d["ops"]:
             m = rows.setdefault(r["op"], {"op": r["op"], "examples": 0, "max_err_torch": 0.0, "max_err_fd": 0.0,
-                                         "status": "", "conditions": {}})
+                                         "status": "", "conditions": {}, "max_err_torch_bound": False,
+                                         "max_err_fd_bound": False})
             m["examples"] += r["examples"]
-            m["max_err_torch"] = max(m["max_err_torch"], r["max_err_torch"])
-            m["max_err_fd"] = max(m["max_err_fd"], r["max_err_fd"])
+            for side in ("torch", "fd"):
+                new, flag = r[f"max_err_{side}"], r.get(f"max_err_{side}_bound", False)
+                m[f"max_err_{side}_bound"] = max_is_bound(m[f"max_err_{side}"], m[f"max_err_{side}_bound"], new, flag)
+                m[f"max_err_{side}"] = max(m[f"max_err_{side}"], new)
             for c, k in r.get("conditions", {}).items():
                 m["conditions"][c] = m["conditions"].get(c, 0) + k
             if "unreached_pairs" in r:   # a pair counts if any shard reached it
@@ -179,7 +193,7 @@ def merge(docs: list) -> dict:
                               "reached": r["pairs"]["feasible"] - len(m["unreached_pairs"])}
     failures, seen = [], set()
     for f in sorted((f for d in docs for f in d["failures"]), key=lambda f: f.get("found_at_s") or 0):
-        k = (f["op"], f["check"], tuple(f.get("signature", ())))
+        k = (f["op"], f["check"], f.get("what") or f["op"], tuple(f.get("signature", ())))
         if k not in seen:
             seen.add(k)
             failures.append(f)

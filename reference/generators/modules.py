@@ -2,6 +2,7 @@
 loss and optimizer tables."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
 from reference.cases import DropoutCase, ModuleCase, TrainCase
@@ -51,7 +52,8 @@ def _batches(spec, sizes, seed, zeros):
 def module_cases(draw, step: bool = False):
     """Calls of a random Module: 1-3 calls of batch size 1-4 (it changes between calls), each
     maybe after `model_reset()`; with `step`, two calls with an optimizer step between, and
-    model_reset() before the second or not. Values last: weights from a seed, batches from
+    model_reset() before the second or not; now and then a state_dict / load_state_dict round
+    trip and a call after it. Values last: weights from a seed, batches from
     `make_batch` (zero rows now and then: exact zeros at a ReLU after a bias-free Linear)."""
     spec = draw(module_specs(), label="spec")
     n_calls = 2 if step else draw(st.integers(1, 3))
@@ -62,10 +64,11 @@ def module_cases(draw, step: bool = False):
         name = draw(st.sampled_from(sorted(OPTIMIZERS)))
         optimizer = (name, draw(OPTIMIZERS[name].strategy()))
     zeros = draw(st.sampled_from([0.0, 0.3]))
+    state = draw(st.booleans())
     seed = draw(st.integers(0, 2 ** 16))
     batches = _batches(spec, sizes, seed, zeros)
-    noise = oracle_seed(spec, seed, resets, optimizer, *[a for b in batches for a in b])
-    return ModuleCase(ModuleCalls(spec, seed, batches, resets, noise, optimizer))
+    noise = oracle_seed(spec, seed, resets, optimizer, state, *[a for b in batches for a in b])
+    return ModuleCase(ModuleCalls(spec, seed, batches, resets, noise, optimizer, state))
 
 
 @st.composite
@@ -73,8 +76,9 @@ def train_cases(draw, name: str, accumulate: bool = False):
     """Training a small random Module with optimizer `name` for 3-10 steps (batch sizes 1-4
     per step), random hyper-parameters, `model_reset()` before every call or never, the
     target marked leaf=True or not, `model.weights` in a shuffled order or not, a parameter
-    outside the graph or not. `accumulate`: each step is 2-3 equal chunks of 1-2 samples
-    through `step_single`."""
+    outside the Module given too or not (in the loss's graph at some steps, or never), now and
+    then an all-zero batch. `accumulate`: each step is 2-3 equal chunks of 1-2 samples
+    through `step_single`, with a `batch_size` that makes it one whole-batch step, or 1-4."""
     spec = draw(module_specs(max_layers=4, weights=True, chunkable=accumulate), label="spec")
     hyper = draw(OPTIMIZERS[name].strategy(), label="hyper-parameters")
     n_steps = draw(st.integers(1, 3) if accumulate else st.integers(3, 10))
@@ -85,16 +89,21 @@ def train_cases(draw, name: str, accumulate: bool = False):
     n = sum(len(layer.spec.weights(layer)) for layer in spec.layers)
     if draw(st.booleans()):
         order = tuple(draw(st.permutations(range(n))))
+    extra_steps = tuple(k for k in range(n_steps) if draw(st.booleans())) if unused else ()
+    divisor = draw(st.one_of(st.none(), st.integers(1, 4))) if accumulate else None
+    zero_step = draw(st.one_of(st.none(), st.integers(1, n_steps - 1))) if n_steps > 1 else None
     zeros = draw(st.sampled_from([0.0, 0.3]))
     seed = draw(st.integers(0, 2 ** 16))
     steps = []
     for k, (c, size) in enumerate(chunks):
         x, t = make_batch(spec, c * size, seed + 1 + k, zeros)
+        if k == zero_step:
+            x = np.zeros_like(x)
         steps.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(c)))
-    noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused,
+    noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused, divisor, extra_steps,
                         *[a for s in steps for c in s for a in c])
     return TrainCase(TrainRun(spec, seed, name, tuple(sorted(hyper.items())), tuple(steps), reset, target_leaf,
-                              order, unused, noise))
+                              order, unused, noise, divisor, extra_steps))
 
 
 @st.composite

@@ -44,9 +44,10 @@ def make_inputs(prog: Program, values: Mapping) -> dict:
             for i in prog.inputs}
 
 
-def run_pygrad(prog: Program, values: Mapping) -> dict:
-    """name -> Tensor for every input and node (forward only)."""
-    env = make_inputs(prog, values)
+def run_pygrad(prog: Program, values: Mapping, inputs: dict | None = None) -> dict:
+    """name -> Tensor for every input and node (forward only); `inputs`: the pygrad operands
+    of the inputs to use (made from `values` when None)."""
+    env = make_inputs(prog, values) if inputs is None else dict(inputs)
     for n in prog.nodes:
         Progress.at(n.name)
         try:

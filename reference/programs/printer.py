@@ -1,7 +1,8 @@
 """The one printer: values, programs and reproducers as plain, runnable pygrad code.
 
 Every finding of every check ends as a ready-to-paste pytest file written by
-`regression_test`: the imports the code needs, any top-level definitions (a Module class),
+`regression_test`: the imports the code needs, any top-level definitions (a Module class,
+the registry's `pygrad.function` ops it calls),
 the statements that ran, and assertions against the oracle's values with the suite's
 tolerances (`close_line`). Values are printed so that they round-trip exactly.
 """
@@ -12,6 +13,8 @@ import re
 from typing import Mapping
 
 import numpy as np
+
+from reference.registry.functions import definitions_for
 
 HEADER = "import numpy as np\nfrom numpy import array, float32, float64, inf, nan, s_\n"
 
@@ -156,11 +159,14 @@ def regression_test(check: str, label: str, body: list, header: str = "", defini
         body = list(body) + ["pass"]   # comments alone are no function body
     digest = hashlib.sha1("\n".join(body).encode()).hexdigest()[:8]
     name = re.sub(r"\W", "_", f"test_{label}_{check}_{digest}")[:80]
+    used = definitions_for(definitions + "\n".join(body))     # registry functions the code calls
+    definitions = used + ("\n\n\n" if used and definitions else "") + definitions
     doc = f'"""Regression test written by the pygrad reference suite ({check} check).'
     doc += ("\n" + header.rstrip()) if header else ""
     doc += '"""\n'
     text = definitions + "\n".join(body)
-    imports = HEADER + ("import pytest\n" if "pytest." in text else "") + "\n"
+    imports = HEADER + ("import pytest\n" if "pytest." in text else "") + \
+        ("import pygrad\n" if re.search(r"\bpygrad\.", text) else "") + "\n"
     names = _pygrad_names(text)
     if names:
         imports += f"from pygrad import {', '.join(names)}\n"

@@ -4,8 +4,8 @@
 - `LOSS_OPS`: pygrad's loss classes as entries of the same kind; `MODULE_LOSSES`: the ends
   a random Module may have;
 - `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
-- the Module row's and the engine row's conditions and coverage samples (`module_row`,
-  `engine_row`);
+- the Module row's, the engine row's and the tensor row's conditions and coverage samples
+  (`module_row`, `engine_row`, `tensor_row`);
 - `rows()`: every row of the gate's report, each with its conditions (`row_conditions`) and
   the pairs of them that are feasible (`row_pairs`).
 
@@ -23,6 +23,7 @@ from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
 from reference.registry.spec import (Condition, ErrorInput, Infeasible, OpSpec, Plan, Sample, Use, axes_of,
                                      count_of)
+from reference.registry.tensor_row import TENSOR_ROW
 
 
 def spec_of(op: str) -> OpSpec:
@@ -37,7 +38,7 @@ def op_rows() -> list:
 def rows() -> list:
     """Every row of the gate's report, in table order."""
     return (op_rows() + [spec.row for spec in LAYERS.values()] + [MODULE_ROW]
-            + [spec.row for spec in OPTIMIZERS.values()] + [ENGINE_ROW])
+            + [spec.row for spec in OPTIMIZERS.values()] + [ENGINE_ROW, TENSOR_ROW])
 
 
 def row_conditions(row: str) -> tuple:
@@ -51,7 +52,8 @@ def ops_of_row(row: str) -> list:
 
 
 __all__ = ["OPS", "LOSS_OPS", "MODULE_LOSSES", "LAYERS", "OPTIMIZERS", "COVERS", "DTYPES", "U", "MODULE_ROW",
-           "ENGINE_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec", "LayerUse", "ModuleLoss", "OpSpec",
+           "ENGINE_ROW", "TENSOR_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec", "LayerUse",
+           "ModuleLoss", "OpSpec",
            "OptimizerSpec", "Plan", "Sample", "SpecError", "TrainUse", "Use", "axes_of", "count_of", "rows",
            "row_conditions", "spec_of", "op_rows", "ops_of_row", "MODULE_CONDITIONS", "RowPairs", "pairs_of",
            "row_condition_specs", "row_infeasible", "row_pairs"]

@@ -51,6 +51,16 @@ def _chain(u: EngineUse) -> bool:
     return len(b) >= 3 and all(b[k][0] in b[k + 1][1] for k in range(len(b) - 1))
 
 
+ENGINE_SURFACE = {
+    "torch": ("Tensor", "Tensor.backward", "Tensor.value", "Tensor.grad"),
+    "passes": ("Tensor.backward", "Tensor.grad"),
+    "twice": ("Tensor.backward", "Tensor.grad"),
+    "structure": ("Tensor.create_graph", "Tensor.leaf"),
+    "stop": ("Tensor.learnable", "Tensor.topo"),
+    "deep graph": ("Tensor", "Tensor.backward", "Tensor.topo"),
+}
+"""What the engine's checks call, per check kind of its samples (`registry.surface`)."""
+
 ENGINE_INPUTS = (("x0", (2, 3), "weight"), ("x1", (3,), "input"), ("c", (2, 3), "constant"))
 """(name, shape, role) of the graphs' inputs."""
 

@@ -21,6 +21,11 @@ from reference.registry.spec import Condition, Infeasible
 
 MODULE_ROW = "module"
 
+MODULE_SURFACE = ("Module", "Module.__call__", "Module.model_reset", "Module.__deepcopy__", "Module.named_weights",
+                  "Module.state_dict", "Module.load_state_dict", "Tensor.__deepcopy__")
+"""What the Module row's checks call (`checks.module_calls`; `registry.surface`): the batched
+copy is a deepcopy, the state round trip names weights by attribute path."""
+
 
 @dataclass(frozen=True)
 class ModuleSample:
@@ -32,6 +37,7 @@ class ModuleSample:
     resets: tuple | None = None       # None: model_reset() before every call
     optimizer: tuple | None = None    # (name, hyper-parameters): a step after every call but the last
     zeros: float = 0.0                # see `nets.make_batch`
+    state: bool = False               # a state_dict / load_state_dict round trip, then a call
 
     def calls(self, sizes: tuple) -> "ModuleSample":
         """This sample with calls of `sizes` (the resets kept, extended by plain calls)."""
@@ -78,7 +84,8 @@ MODULE_CONDITIONS = (
     Condition("optimizer step between calls", lambda c: bool(c.optimizer) and len(c.batches) > 1,
               lambda s: replace(_two_calls(s), optimizer=s.optimizer or ("SGD", {"lr": 0.1}))),
     Condition("float32", lambda c: c.spec.dtype == "float32", lambda s: replace(s, dtype="float32")),
-    Condition("exact zero at a ReLU kink", _zero_at_kink, _zeros_at_kink))
+    Condition("exact zero at a ReLU kink", _zero_at_kink, _zeros_at_kink),
+    Condition("state_dict round trip", lambda c: c.state, lambda s: replace(s, state=True)))
 """Conditions of the `module` row: how users call a Module."""
 
 MODULE_INFEASIBLE: dict = {}
@@ -96,6 +103,7 @@ MODULE_SAMPLES = (
     ModuleSample((2, 3), MLP, "sse", "float32"),
     # zero rows through a bias-free Linear: exact zeros at the ReLU's kink
     ModuleSample((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse", sizes=(3,), zeros=0.4),
+    ModuleSample((2, 3), MLP, "sse", "float32", sizes=(2, 3), resets=(True, False), state=True),
 )
 PLAIN = MODULE_SAMPLES[0]
 LOSS_BASE = ModuleSample((3, 3), MLP, PLAIN.loss)

@@ -3,7 +3,8 @@
 Each entry is complete: call template, torch twin, NumPy forward, shape rule (random
 operands, coverage samples, conditions), domain and kinks, error model. Adding an op to
 pygrad means its implementation plus one entry here; `COVERS` (which Tensor method or
-operator each entry exercises) is derived from the templates.
+operator each entry exercises) is derived from the templates. The user-defined ops of
+`reference.registry.functions` (made with `pygrad.function`) join the table after them.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from reference.registry import op_models as nm
 from reference.registry import rules
 from reference.registry.makers import excludes
+from reference.registry.functions import FUNCTION_OPS
 from reference.registry.spec import OpSpec, Sample
 
 
@@ -119,7 +121,8 @@ _LIST = [
 ]
 
 OPS: dict = {spec.name: spec for spec in _LIST}
-"""Op name -> spec; one entry per public Tensor operation."""
+"""Op name -> spec; one entry per public Tensor operation, then the user-defined ops made
+with `pygrad.function` (`reference.registry.functions`)."""
 
 _OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "**": "pow", "@": "matmul"}
 
@@ -141,3 +144,5 @@ COVERS: dict = {}
 """Tensor method or operator -> the entries that exercise it (derived from the templates)."""
 for _name, _spec in OPS.items():
     COVERS.setdefault(covers(_spec), []).append(_name)
+
+OPS.update(FUNCTION_OPS)

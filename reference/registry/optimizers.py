@@ -30,8 +30,11 @@ class TrainUse:
     shuffled: bool        # parameters not in graph order
     target_leaf: bool
     reset: bool           # model_reset() before every call
-    unused: bool          # a parameter outside the loss's graph
+    unused: bool          # a parameter outside the Module (in the loss's graph at some steps, or never)
     dtype: str
+    count_differs: bool = False       # step_single's batch_size differs from its number of calls
+    zero_gradient: bool = False       # some weight's gradient is exactly 0 at a step after the first
+    absent_some_steps: bool = False   # a parameter in the loss's graph at some steps, absent at others
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class TrainDraft:
     """An optimizer row's coverage draft: the hyper-parameters, the steps, the chunks of each
     step (> 1: step_single accumulation), the dtype, and the options of a training run
     (`checks.training.TrainRun`: the parameters' order, the target marked leaf, model_reset
-    before every call, a parameter outside the graph)."""
+    before every call, a parameter outside the graph, step_single's batch_size, the steps
+    where it is in the graph) and of its inputs (`zero_steps`)."""
 
     hyper: dict
     steps: int = 4
@@ -49,6 +53,9 @@ class TrainDraft:
     target_leaf: bool = True
     reset: bool = True
     unused: bool = False
+    divisor: int | None = None     # step_single's batch_size (None: the one matching the whole batch)
+    zero_steps: tuple = ()         # steps whose inputs are all 0 (a weight's gradient exactly 0)
+    extra_steps: tuple = ()        # steps whose loss includes the parameter outside the Module
 
 
 def train_field(**fields):
@@ -79,12 +86,15 @@ class OptimizerSpec:
     def drafts(self) -> list:
         """The coverage drafts (the first plain): >= 4 steps with the plain and the visible
         hyper-parameters, parameters in another order with the target not marked leaf and no
-        model_reset, step_single accumulation, a parameter outside the graph, float32."""
+        model_reset, step_single accumulation, a parameter outside the graph, float32, a
+        batch_size other than the number of calls, a weight's gradient exactly 0 at some steps
+        with a parameter absent from some steps' graphs."""
         plain, visible = self.samples[0], self.samples[-1]
         return [TrainDraft(plain), TrainDraft(visible, steps=5),
                 TrainDraft(plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
                 TrainDraft(visible, steps=2, chunks=2), TrainDraft(plain, unused=True),
-                TrainDraft(visible, dtype="float32")]
+                TrainDraft(visible, dtype="float32"), TrainDraft(visible, steps=2, chunks=3, divisor=2),
+                TrainDraft(visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2))]
 
     def render(self, params: str, hyper: dict) -> str:
         return self.code.format(params=params, **hyper)
@@ -115,6 +125,12 @@ COMMON = (
     Condition("no model_reset", lambda u: not u.reset, train_field(reset=False)),
     Condition("a parameter outside the graph", lambda u: u.unused, train_field(unused=True)),
     Condition("float32", lambda u: u.dtype == "float32", train_field(dtype="float32")),
+    Condition("step_single batch_size != calls", lambda u: u.count_differs,
+              lambda d: replace(d, chunks=max(d.chunks, 2), divisor=max(d.chunks, 2) + 1)),
+    Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient,
+              lambda d: replace(d, steps=max(d.steps, 3), zero_steps=(1,))),
+    Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps,
+              lambda d: replace(d, steps=max(d.steps, 3), unused=True, extra_steps=(0, 2))),
 )
 
 
@@ -151,3 +167,9 @@ _LIST = [
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}
 """Optimizer class name -> spec (report row `optim:<name>`)."""
+
+TRAINING_CALLS = ("zero_grad", "step", "step_single")
+"""The methods of its optimizer that each row's training check calls (`checks.training`)."""
+TRAINING_SURFACE = ("Tensor.uid", "Tensor.weights")
+"""What an optimizer's step reads of the Tensors: the identity it matches parameters by, and
+the loss's stored weights (`registry.surface`)."""

@@ -3,7 +3,8 @@
 A pair is two conditions of one row of different groups (conditions of one group are
 exclusive levels of one factor). A row declares the pairs that cannot hold in one use, with
 the reason, next to its conditions (`OpSpec.infeasible` and its rule's `infeasible`,
-`LayerSpec.infeasible`, `OptimizerSpec.infeasible`, `MODULE_INFEASIBLE`, `ENGINE_INFEASIBLE`);
+`LayerSpec.infeasible`, `OptimizerSpec.infeasible`, `MODULE_INFEASIBLE`, `ENGINE_INFEASIBLE`,
+`TENSOR_INFEASIBLE`);
 the feasible pairs are all the others. The covering builder (`reference.covering`) makes
 coverage drafts that reach every feasible pair; a unit test checks that none of the declared
 ones is reachable by the makers.
@@ -18,6 +19,7 @@ from reference.registry.losses import LOSS_OPS
 from reference.registry.module_row import MODULE_CONDITIONS, MODULE_INFEASIBLE, MODULE_ROW
 from reference.registry.ops import OPS
 from reference.registry.optimizers import OPTIMIZERS
+from reference.registry.tensor_row import TENSOR_CONDITIONS, TENSOR_INFEASIBLE, TENSOR_ROW
 
 
 def _declared(row: str) -> tuple:
@@ -28,8 +30,8 @@ def _declared(row: str) -> tuple:
     for spec in list(LAYERS.values()) + list(OPTIMIZERS.values()):
         if spec.row == row:
             return spec.conditions, dict(spec.infeasible)
-    return {MODULE_ROW: (MODULE_CONDITIONS, MODULE_INFEASIBLE),
-            ENGINE_ROW: (ENGINE_CONDITIONS, ENGINE_INFEASIBLE)}.get(row, ((), {}))
+    return {MODULE_ROW: (MODULE_CONDITIONS, MODULE_INFEASIBLE), ENGINE_ROW: (ENGINE_CONDITIONS, ENGINE_INFEASIBLE),
+            TENSOR_ROW: (TENSOR_CONDITIONS, TENSOR_INFEASIBLE)}.get(row, ((), {}))
 
 
 def row_condition_specs(row: str) -> tuple:

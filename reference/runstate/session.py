@@ -18,8 +18,8 @@ run -- a plain `pytest` -- nothing is written and there is no budget):
   `PYGRAD_CHECK_TIMEOUT` (seconds one example may take).
 
 Findings are shared: a worker reads the others' `finding` records, so a failure explained
-by a known finding (same row and check, a superset of its conditions) is set aside instead
-of being reported again.
+by a known finding (same row, check and `what`, a superset of its conditions;
+`reference.findings`) is set aside instead of being reported again.
 """
 from __future__ import annotations
 
@@ -120,6 +120,7 @@ class TestStats:
     set_aside: int = 0
     rows: dict = field(default_factory=dict)    # row -> [examples, max torch, max fd or None, Counter]
     pairs: dict = field(default_factory=dict)   # row -> {(a, b)}: conditions reached in one use (a < b)
+    bounds: dict = field(default_factory=dict)  # row -> [max torch is a bound, max fd is a bound]
     findings: list = field(default_factory=list)
 
 
@@ -171,7 +172,7 @@ def _poll() -> list:
     new = S.stream.poll()
     for r in new:
         if r.get("kind") == "finding":
-            sig = (r["row"], r["check"], frozenset(r["signature"]))
+            sig = (r["row"], r["check"], r.get("what") or r["row"], frozenset(r["signature"]))
             if sig not in S.known:
                 S.known.append(sig)
             S.fatal.update(r.get("fatal_rows", ()))
@@ -242,10 +243,20 @@ def check_budget() -> None:
         pytest.skip(BUDGET_SPENT)
 
 
+def max_is_bound(old: float, old_bound: bool, new: float, new_bound: bool) -> bool:
+    """Is max(old, new) of two err/tol ratios an upper bound (a ratio against a tolerance's
+    floor) rather than a measurement? A tie is measured if either is."""
+    if new > old:
+        return new_bound
+    if new < old:
+        return old_bound
+    return old_bound and new_bound
+
+
 def record(uses, outcome) -> None:
-    """One judged example: its rows' worst error ratios, the conditions it reached, and the
-    pairs of conditions reached together in one use (`uses`: [(row, conditions)], one per
-    use, as `condition_sets()` of a case gives them)."""
+    """One judged example: its rows' worst error ratios (and whether each is a bound), the
+    conditions it reached, and the pairs of conditions reached together in one use (`uses`:
+    [(row, conditions)], one per use, as `condition_sets()` of a case gives them)."""
     t = S.current
     if t is None:
         return
@@ -257,9 +268,14 @@ def record(uses, outcome) -> None:
         t.pairs.setdefault(row, set()).update((a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:])
     for row, conds in conditions.items():
         stats = t.rows.setdefault(row, [0, 0.0, None, Counter()])
+        bounds = t.bounds.setdefault(row, [False, False])
         stats[0] += 1
-        stats[1] = max(stats[1], outcome.per_row.get(row, outcome.err_torch if len(conditions) == 1 else 0.0))
+        r = outcome.per_row.get(row, outcome.err_torch if len(conditions) == 1 else 0.0)
+        bounds[0] = max_is_bound(stats[1], bounds[0], r, outcome.bound_rows.get(row, False))
+        stats[1] = max(stats[1], r)
         if outcome.err_fd is not None:
+            bounds[1] = outcome.fd_bound if stats[2] is None else \
+                max_is_bound(stats[2], bounds[1], outcome.err_fd, outcome.fd_bound)
             stats[2] = outcome.err_fd if stats[2] is None else max(stats[2], outcome.err_fd)
         stats[3].update(conds)
     S.unticked += 1
@@ -297,7 +313,7 @@ def fatal_rows() -> set:
 def finding(record: dict, sig: tuple, fatal_rows=()) -> None:
     """Record a finding at once (the command line prints it as it arrives). `fatal_rows`:
     rows whose examples hang or crash from now on -- set aside in every process."""
-    record = {"kind": "finding", **record, "row": sig[0], "check": sig[1], "signature": sorted(sig[2]),
+    record = {"kind": "finding", **record, "row": sig[0], "check": sig[1], "what": sig[2], "signature": sorted(sig[3]),
               "t": elapsed(), "fatal_rows": sorted(fatal_rows)}
     if S.current is not None:
         S.current.findings.append({"sig": sig})
@@ -322,7 +338,7 @@ def end(outcome: str) -> None:
     rows = {row: [n, mt, mf, dict(c)] for row, (n, mt, mf, c) in t.rows.items()}
     pairs = {row: sorted(map(list, p)) for row, p in t.pairs.items() if p}
     _write({"kind": "test", "test": t.nodeid, "kind_of_test": t.kind, "outcome": outcome, "examples": t.examples,
-            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "pairs": pairs,
+            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "bounds": t.bounds, "pairs": pairs,
             "seconds": time.time() - t.began, "findings": len(t.findings)})
     S.current = None
 

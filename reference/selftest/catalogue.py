@@ -191,6 +191,46 @@ MUTANTS = (
        'the graph walk visits the operands of every non-root node right to left: still a valid '
        'topological order (gradients are right) but not the documented topo/weights order. Shows for a '
        'binary op below the root whose operands are both learnable.'),
+    _m('walk_recursive', 'tensor.py', 'engine', 'error',
+       """        seen = {self}
+        stack = [(self, iter(self._prev))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child in seen:
+                    continue
+                seen.add(child)
+                if child.learnable:
+                    stack.append((child, iter(child._prev)))
+                    break
+                stops.append(child)
+            else:
+                stack.pop()
+                topo.append(node)
+        return topo, stops
+""",
+       """        seen = {self}
+
+        def visit(node):
+            for child in node._prev:
+                if child in seen:
+                    continue
+                seen.add(child)
+                if child.learnable:
+                    visit(child)
+                else:
+                    stops.append(child)
+            topo.append(node)
+        visit(self)
+        return topo, stops
+""",
+       'the graph walk is written recursively (the same order): right on every small graph, but '
+       'backward on a deep graph (a chain of 10 000 ops) raises RecursionError.'),
+    _m('topo_getter_misspelt', 'tensor.py', 'engine', 'error',
+       '        return self._with_self(self._topo)\n',
+       '        return self._with_self(self.topo_)\n',
+       'the topo property reads a misspelt attribute: every read of tensor.topo raises '
+       'AttributeError, whatever the graph (an exception with no conditions).'),
     _m('module_call_leaks_into_originals', 'module.py', 'module', 'invariant',
        '            return self.copy.forward(**inputs)\n',
        '            return self.forward(**inputs)\n',

@@ -8,7 +8,8 @@ values unchanged where the real bug would, so only a gradient, structure or inva
 can see it -- often only under a condition (a broadcast operand, a tuple axis, a non-last
 softmax axis, outC > 1, repeated indices, an exact zero, a second backward pass, a later
 optimizer step, a Module call). `catches` names the check kind of the gate's report expected
-to catch it: `grad`, `fd`, `invariant`, `structure` or `value`.
+to catch it: `grad`, `fd`, `invariant`, `structure`, `value` or -- for a bug that makes pygrad
+raise where it must not -- `error`.
 
 `apply(mutant, root)` copies the project into a fresh directory and patches the one file
 there. Run the gate from that directory (`python -m` puts the current directory first on
@@ -34,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-CHECKS = ("grad", "fd", "invariant", "structure", "value")
+CHECKS = ("grad", "fd", "invariant", "structure", "value", "error")
 
 # What `apply` copies: everything the gate and the unit tests need, nothing else.
 COPIED = ("pygrad", "reference", "conftest.py", "pyproject.toml")

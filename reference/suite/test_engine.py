@@ -5,7 +5,10 @@
 - backward() twice equals backward() once (reset_grad=True zeroes everything first);
 - `create_graph()` returns every learnable tensor once, in post-order of a left-to-right
   depth-first walk, and the weights (leaf=False) in the same order;
-- a node marked learnable=False receives its gradient, passes none on, and leaves `topo`."""
+- a node marked learnable=False receives its gradient, passes none on, and leaves `topo`;
+- Tensor's own methods (`pygrad.array`, shape and friends, numpy, item, detach, the stored
+  graphs) and the helpers that change an input between two passes (new_value, value and
+  grad assignment, reset_grad), then backward(reset_grad=False): `checks.tensor_api`."""
 import dataclasses
 
 from hypothesis import strategies as st
@@ -13,7 +16,8 @@ from hypothesis import strategies as st
 from reference.checks.engine import canonical
 from reference.generators.programs import programs
 from reference.harness import prop, run_property
-from reference.registry import ENGINE_ROW
+from reference.registry import ENGINE_ROW, TENSOR_ROW
+from reference.registry.tensor_row import MODES
 
 
 def _engine(**params):
@@ -59,3 +63,19 @@ def test_learnable_false_receives_its_gradient_and_stops_the_flow(request):
     """a node marked learnable=False gets its own gradient, passes none below it, and it and
     what only it reaches are absent from topo"""
     run_property(_stopped(), request.node.nodeid)
+
+
+@st.composite
+def _helpers(draw):
+    case = draw(programs(min_ops=1, max_ops=8))
+    modes = tuple(draw(st.sampled_from(MODES)) for _ in case.program.learnable_inputs())
+    return dataclasses.replace(case, check="helpers", helpers=modes, fd=False)
+
+
+@prop(rows=lambda: [TENSOR_ROW], checks=("invariant", "value", "grad", "error"))
+def test_tensor_methods_and_helpers_between_passes(request):
+    """inputs made with pygrad.array equal Tensor(...); shape, dtype, ndim, size, len, numpy(),
+    item(), detach() and the topo/weights backward stores agree with torch and create_graph();
+    new_value, value and grad assignment, reset_grad between two passes: the second
+    backward(reset_grad=False) leaves each input's held gradient plus the new pass's"""
+    run_property(_helpers(), request.node.nodeid)
