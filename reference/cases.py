@@ -1,8 +1,10 @@
 """Examples, whatever they check, behind one interface.
 
 A case knows how to `run()` its check (returning an `Outcome`, raising `Mismatch` or
-`InvalidExample`), which report rows it counts in and which conditions it reaches
-(`conditions()`: row -> set), the row a finding without a blamed node goes to (`row`), and
+`InvalidExample`), which report rows it counts in and which conditions it reaches -- per use
+(`condition_sets()`: [(row, conditions)], one set per application of an op, layer, loss,
+optimizer run or engine schedule: the pairs it reached are the pairs inside one set) and per
+row (`conditions()`: row -> their union) --, the row a finding without a blamed node goes to (`row`), and
 what it runs as plain pygrad code (`script()`: top-level definitions and statements -- the
 reproducer of a hang or a crash, and what hypothesis shows for a falsifying example). Module
 and training cases can also give the program of registry ops their model runs
@@ -12,6 +14,7 @@ and training cases can also give the program of registry ops their model runs
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,20 +30,25 @@ from reference.checks.tensor_api import conditions as tensor_api_conditions
 from reference.checks.tensor_api import script as tensor_api_script
 from reference.checks.training import TrainRun, check_training, train_script
 from reference.programs import printer
-from reference.programs.conditions import program_conditions
+from reference.programs.conditions import by_row, engine_conditions, program_condition_sets
 from reference.programs.graph import Program
 from reference.programs.nets import build, module_code, module_program, ops_of, program_values, shapes, weight
-from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, LayerUse, Use, spec_of
+from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, Layer, LayerUse, Use, spec_of
+from reference.registry.engine_row import EngineUse
 from reference.registry.layers import layer_conditions
 from reference.registry.regimes import has_offset
 from reference.registry.tensor_row import TENSOR_ROW
 
-ENGINE_CHECKS = {"passes": "reset_grad=False", "twice": "backward twice", "structure": "create_graph order",
-                 "stop": "learnable=False node"}
+
+class Conditions:
+    """`conditions()` from `condition_sets()`: row -> the union of its uses' sets."""
+
+    def conditions(self) -> dict:
+        return by_row(self.condition_sets())
 
 
 @dataclass(frozen=True)
-class ProgramCase:
+class ProgramCase(Conditions):
     """A program and its input values. `check`: "torch" (values and gradients vs torch,
     with `passes` backward passes, and vs finite differences when `fd`), "twice",
     "structure", "stop" (node `stop` marked learnable=False) or "helpers" (Tensor's own
@@ -69,14 +77,11 @@ class ProgramCase:
             return check_tensor_api(p, v, self.seed, self.helpers)
         return check_program(p, v, self.seed, fd=self.fd, passes=self.passes)
 
-    def conditions(self) -> dict:
-        out = program_conditions(self.program, self.values)
-        extra = "passes" if self.passes > 1 else self.check
-        if extra in ENGINE_CHECKS:
-            out[ENGINE_ROW].add(ENGINE_CHECKS[extra])
+    def condition_sets(self) -> list:
+        sets = program_condition_sets(self.program, self.values, self.check, self.passes)
         if self.check == "helpers":
-            out[TENSOR_ROW] = tensor_api_conditions(self.program, self.helpers)
-        return out
+            sets.append((TENSOR_ROW, frozenset(tensor_api_conditions(self.program, self.helpers))))
+        return sets
 
     def rows(self) -> set:
         return {spec_of(op).row for op in self.program.ops()} | {ENGINE_ROW} | (
@@ -105,7 +110,7 @@ class ProgramCase:
 
 
 @dataclass(frozen=True)
-class ModuleCase:
+class ModuleCase(Conditions):
     """Module calls (`checks.module_calls.ModuleCalls`)."""
 
     calls: ModuleCalls
@@ -114,22 +119,23 @@ class ModuleCase:
     def run(self) -> Outcome:
         return check_module_calls(self.calls)
 
-    def conditions(self) -> dict:
+    def condition_sets(self) -> list:
+        """The Module's calls, each layer (in order), the loss of each call."""
         spec = self.calls.spec
         acts = shapes(spec)
         sizes = tuple(len(x) for x, _ in self.calls.batches)
-        out = {MODULE_ROW: self.calls.conditions()}
-        for i, layer in enumerate(spec.layers):
-            offset = i == 0 and any(has_offset(x) for x, _ in self.calls.batches)
-            out.setdefault(layer.spec.row, set()).update(
-                layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype, offset=offset)))
+        out = [(MODULE_ROW, frozenset(self.calls.conditions()))]
+        offset = any(has_offset(x) for x, _ in self.calls.batches)   # the first layer's input
+        out += [(layer.spec.row, frozenset(layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype,
+                                                                     offset=offset and i == 0)))))
+                for i, layer in enumerate(spec.layers)]
         loss = MODULE_LOSSES[spec.loss]
         if loss.op:
             op = LOSS_OPS[loss.op]
             for _, target in self.calls.batches:
                 t = np.asarray(target)
                 use = Use((t.shape, t.shape), (spec.dtype,) * 2, op.all_args(dict(loss.args)), (np.zeros(t.shape), t))
-                out.setdefault(loss.row, set()).update(c.name for c in op.all_conditions() if c.reached(use))
+                out.append((loss.row, frozenset(c.name for c in op.all_conditions() if c.reached(use))))
         return out
 
     def rows(self) -> set:
@@ -148,7 +154,7 @@ class ModuleCase:
 
 
 @dataclass(frozen=True)
-class TrainCase:
+class TrainCase(Conditions):
     """An optimizer trajectory (`checks.training.TrainRun`)."""
 
     train: TrainRun
@@ -166,9 +172,9 @@ class TrainCase:
     def run(self) -> Outcome:
         return check_training(self.train)
 
-    def conditions(self) -> dict:
+    def condition_sets(self) -> list:
         n = sum(len(layer.spec.weights(layer)) for layer in self.train.spec.layers)
-        return {self.train.row: self.train.conditions(n)}
+        return [(self.train.row, frozenset(self.train.conditions(n)))]
 
     def rows(self) -> set:
         spec = self.train.spec
@@ -187,7 +193,7 @@ class TrainCase:
 
 
 @dataclass(frozen=True)
-class DropoutCase:
+class DropoutCase(Conditions):
     """Dropout alone in training mode (`checks.layer_alone`)."""
 
     run_: DropoutRun
@@ -196,8 +202,10 @@ class DropoutCase:
     def run(self) -> Outcome:
         return check_dropout(self.run_)
 
-    def conditions(self) -> dict:
-        return {self.row: {"training mode"}}
+    def condition_sets(self) -> list:
+        use = LayerUse(Layer.make("dropout", rate=self.run_.rate), self.run_.shape[1:], self.run_.shape[:1],
+                       self.run_.dtype, mode="training")
+        return [(self.row, frozenset(layer_conditions(use)))]
 
     def rows(self) -> set:
         return {self.row}
@@ -210,15 +218,16 @@ class DropoutCase:
 
 
 @dataclass(frozen=True)
-class DeepGraphCase:
+class DeepGraphCase(Conditions):
     steps: int
     row = ENGINE_ROW
 
     def run(self) -> Outcome:
         return check_deep_graph(self.steps)
 
-    def conditions(self) -> dict:
-        return {ENGINE_ROW: {"deep graph (10 000 ops)"} if 2 * self.steps >= 10_000 else set()}
+    def condition_sets(self) -> list:
+        """The chain x -> -(x + b) -> ... as the engine row sees it: b in every step."""
+        return [(ENGINE_ROW, engine_conditions(_deep_use(self.steps)))]
 
     def rows(self) -> set:
         return {ENGINE_ROW}
@@ -231,7 +240,7 @@ class DeepGraphCase:
 
 
 @dataclass(frozen=True)
-class ErrorCase:
+class ErrorCase(Conditions):
     """A call pygrad must refuse (an `ErrorInput` of op `op`)."""
 
     op: str
@@ -277,8 +286,8 @@ class ErrorCase:
             fail("returned a result", "a result")
         return Outcome()
 
-    def conditions(self) -> dict:
-        return {spec_of(self.op).row: set()}
+    def condition_sets(self) -> list:
+        return [(spec_of(self.op).row, frozenset())]
 
     def rows(self) -> set:
         return {spec_of(self.op).row}
@@ -289,6 +298,15 @@ class ErrorCase:
 
     def __repr__(self):
         return _show(self, repr(self.op))
+
+
+@functools.lru_cache(maxsize=4)
+def _deep_use(steps: int) -> EngineUse:
+    body, y = [], "x"
+    for k in range(steps):
+        body += [(f"a{k}", (y, "b")), (f"y{k}", (f"a{k}",))]
+        y = f"y{k}"
+    return EngineUse(tuple(body), frozenset({"input", "weight", "constant"}), check="deep")
 
 
 def _show(case, what: str) -> str:

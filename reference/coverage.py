@@ -1,10 +1,13 @@
 """The deterministic coverage pass: every row's samples, before any random example.
 
 Like PyTorch's OpInfo `sample_inputs`, each registry entry enumerates the cases that matter
-(`OpSpec.all_samples()`, the layer and optimizer tables' `samples` and layers' `alone` runs,
-the Module row's `MODULE_SAMPLES`), the plain one first; this module turns them into cases
-with deterministic values (the engine's graphs from `ENGINE_SAMPLES`), and adds a deep graph. `row_cases(row)` is the
-pass of one report row; the gate runs every row's, in full, whatever its budget.
+as drafts (`OpSpec.all_samples()`, `LayerSpec.drafts()`, `OptimizerSpec.drafts()`, the
+Module row's `MODULE_SAMPLES`, the engine row's `ENGINE_SAMPLES`, the tensor row's
+`TENSOR_SAMPLES`), the plain one first; this module turns a draft into a case with
+deterministic values (`op_case`, `layer_case`, `module_sample_case`, `train_case`,
+`engine_case`, `tensor_case`: the same builders make the pair samples of `reference.pairs`).
+`row_cases(row)` is the pass of one report row; the gate runs every row's, in full, whatever
+its budget.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from reference.checks.training import EXTRA, TrainRun, weight_shapes
 from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
 from reference.registry import ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_LOSSES, MODULE_ROW, OPS, OPTIMIZERS, rows, spec_of
-from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS
-from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED
+from reference.registry.engine_row import ENGINE_INPUTS, ENGINE_SAMPLES, GRAPHS, EngineSample
+from reference.registry.layers import DropoutRun, LayerDraft
+from reference.registry.module_row import LOSS_BASE, MODULE_SAMPLES, PLAIN, TRAINED, ModuleSample
+from reference.registry.optimizers import SPREAD, TrainDraft
 from reference.registry.regimes import fitting_layout, magnitude_values, spread_layouts
-from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES
+from reference.registry.tensor_row import TENSOR_ROW, TENSOR_SAMPLES, TensorSample
 from reference.value_strategies import simplex_rows
 
 
@@ -78,19 +83,24 @@ def sample_case(spec, index: int) -> ProgramCase:
     """Sample `index` of `spec` as a program case; the first (plain, smooth) one is also
     checked against finite differences -- the random phase's FD properties do the rest."""
     sample = spec.all_samples()[index]
+    return op_case(spec, sample, (spec.name, index), fd=index == 0 and sample.values == "smooth")
+
+
+def op_case(spec, sample, key: tuple, fd: bool) -> ProgramCase:
+    """`sample` of `spec` as a program case, its values drawn from a generator seeded by `key`."""
     n = 1 if sample.same_operand else len(sample.shapes)
     roles = tuple("constant" if i in sample.constant else "array" if i in sample.arrays else "input"
                   for i in range(n))
     prog, cots = single_op(spec.name, sample.shapes[:n], sample.args, sample.operand_dtypes()[:n], roles,
                            spec.domains(sample.args)[:n], sample.same_operand, sample.layouts[:n])
-    rng = np.random.default_rng(_seed(spec.name, index))
+    rng = np.random.default_rng(_seed(*key))
     values = sample_values(spec, sample, [f"x{i}" for i in range(len(sample.shapes))], rng)
     if sample.same_operand:
         values = {"x0": values["x0"]}
     for w in cots:
         values[w] = np.asarray(rng.uniform(0.5, 1.5, prog.shape(w)) * rng.choice([-1.0, 1.0], prog.shape(w)),
                                dtype=prog.dtype(w))
-    return ProgramCase(prog, values, _seed(spec.name, index, "noise"), fd=index == 0 and sample.values == "smooth")
+    return ProgramCase(prog, values, _seed(*key, "noise"), fd=fd)
 
 
 def _op_cases(spec) -> list:
@@ -108,10 +118,15 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
     return ModuleCase(ModuleCalls(spec, seed % 2 ** 16, batches, resets, seed + 7, optimizer, state))
 
 
+def module_sample_case(s: ModuleSample) -> ModuleCase:
+    """A `ModuleSample` (the Module row's draft) as a case."""
+    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros,
+                       state=s.state)
+
+
 def _module_cases() -> list:
     """The Module row's samples (`registry.module_row`), then every other end a Module may have."""
-    out = [module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype), s.sizes, s.resets, s.optimizer, s.zeros,
-                       state=s.state) for s in MODULE_SAMPLES]
+    out = [module_sample_case(s) for s in MODULE_SAMPLES]
     base = LOSS_BASE
     acts = shapes(ModuleSpec(base.input, base.layers, base.loss))
     for loss in MODULE_LOSSES:
@@ -120,21 +135,27 @@ def _module_cases() -> list:
     return out
 
 
-def _layer_cases(spec) -> list:
-    out = []
-    for k, (layer, shape) in enumerate(spec.samples):
-        layers = [layer]
-        acts = [shape, layer.spec.out_shape(layer, shape, [shape])]
-        for dtype in ("float64", "float32") if k == 0 else ("float64",):
-            model = ModuleSpec(shape, tuple(complete(layers, acts, PLAIN.loss)), PLAIN.loss, dtype)
-            out.append(module_case(model, (2,)))
-            if spec.offset and k == 0 and dtype == "float64":   # the large-offset regime, once per dtype
-                for dt in ("float64", "float32"):
-                    out.append(module_case(dataclasses.replace(model, dtype=dt), (2,), offset=True))
-    return out + [DropoutCase(run) for run in spec.alone]
+def layer_case(d: LayerDraft):
+    """A `LayerDraft` as a case: the layer first in a Module completed to the plain loss (its
+    input with a large offset where `d.offset`), or (mode "training") Dropout alone."""
+    if d.mode == "training":
+        return DropoutCase(DropoutRun(d.shape, d.layer.get("rate"), d.seed, d.dtype))
+    acts = [d.shape, d.layer.spec.out_shape(d.layer, d.shape, [d.shape])]
+    model = ModuleSpec(d.shape, tuple(complete([d.layer], acts, PLAIN.loss)), PLAIN.loss, d.dtype)
+    return module_case(model, d.sizes, offset=d.offset)
 
 
 # ---------------------------------------------------------------------------- optimizers
+def train_case(name: str, d: TrainDraft) -> TrainCase:
+    """A `TrainDraft` of optimizer `name` as a case (the options left at their defaults are
+    not passed: the run's seed names only those given)."""
+    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused", "divisor", "extra_steps")
+               if getattr(d, k) != getattr(TrainDraft, k)}
+    if d.layout:
+        options["layouts"] = _trained_layouts(d.layout)
+    return train_run(name, d.hyper, steps=d.steps, chunks=d.chunks, dtype=d.dtype, zero_steps=d.zero_steps, **options)
+
+
 def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", zero_steps=(), **kw) -> TrainCase:
     """Training `TRAINED` with optimizer `name`; `zero_steps`: steps whose inputs are all 0."""
     spec = ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss, dtype)
@@ -148,21 +169,14 @@ def train_run(name, hyper, steps=4, chunks=1, size=2, dtype="float64", zero_step
     return TrainCase(TrainRun(spec, seed % 2 ** 16, name, tuple(hyper.items()), tuple(batches), noise=seed + 1, **kw))
 
 
-def _optimizer_cases(spec) -> list:
-    plain, visible = spec.samples[0], spec.samples[-1]
-    return [train_run(spec.name, plain), train_run(spec.name, visible, steps=5),
-            train_run(spec.name, plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
-            train_run(spec.name, visible, steps=2, chunks=2), train_run(spec.name, plain, unused=True),
-            train_run(spec.name, visible, dtype="float32"),
-            train_run(spec.name, visible, steps=2, chunks=3, divisor=2),
-            train_run(spec.name, visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2)),
-            train_run(spec.name, visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layouts=_trained_layouts())]
-
-
-def _trained_layouts() -> tuple:
-    """Every memory layout on some parameter of `TRAINED` (and the one outside it) that takes it."""
+def _trained_layouts(layout: str) -> tuple:
+    """Per parameter of `TRAINED` (and the one outside it): `layout` where its shape takes it,
+    or (SPREAD) every memory layout on some parameter that takes it."""
     shapes = [shape for _, shape in weight_shapes(ModuleSpec(TRAINED.input, TRAINED.layers, TRAINED.loss))]
-    return spread_layouts(shapes + [EXTRA.shape])
+    shapes.append(EXTRA.shape)
+    if layout == SPREAD:
+        return spread_layouts(shapes)
+    return tuple(fitting_layout(layout, shape) for shape in shapes)
 
 
 # ---------------------------------------------------------------------------- engine
@@ -181,23 +195,20 @@ def _graph(name: str, dtype: str = "float64", layout: str = "") -> tuple:
     return [Node(n, op, operands, dict(args)) for n, op, operands, args in GRAPHS[name]], inputs
 
 
-def _engine_cases() -> list:
-    """The engine row's samples (`registry.engine_row`), then the deep graph."""
-    out = []
-    for s in ENGINE_SAMPLES:
-        prog, values = _program(*_graph(s.graph), s.values_seed)
-        out.append(ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop))
-    return out + [DeepGraphCase(DEEP_STEPS)]
+def engine_case(s: EngineSample):
+    """An `EngineSample` (the engine row's draft) as a case: its graph under its check, or the
+    deep graph."""
+    if s.graph == "deep":
+        return DeepGraphCase(DEEP_STEPS)
+    prog, values = _program(*_graph(s.graph), s.values_seed)
+    return ProgramCase(prog, values, s.seed, fd=s.fd, check=s.check, passes=s.passes, stop=s.stop)
 
 
-def _tensor_cases() -> list:
-    """The tensor row's samples (`registry.tensor_row`): engine graphs, inputs changed
-    between two passes."""
-    out = []
-    for s in TENSOR_SAMPLES:
-        prog, values = _program(*_graph(s.graph, s.dtype, s.layout), s.values_seed)
-        out.append(ProgramCase(prog, values, s.seed, check="helpers", helpers=s.modes))
-    return out
+def tensor_case(s: TensorSample) -> ProgramCase:
+    """A `TensorSample` (the tensor row's draft) as a case: an engine graph (its inputs in the
+    draft's layout) whose learnable inputs change between two passes as `s.modes` says."""
+    prog, values = _program(*_graph(s.graph, s.dtype, s.layout), s.values_seed)
+    return ProgramCase(prog, values, s.seed, check="helpers", helpers=s.modes)
 
 
 # ---------------------------------------------------------------------------- per row
@@ -208,16 +219,16 @@ def row_cases(row: str) -> list:
             return _op_cases(spec)
     for spec in LAYERS.values():
         if spec.row == row:
-            return _layer_cases(spec)
+            return [layer_case(d) for d in spec.drafts()]
     for spec in OPTIMIZERS.values():
         if spec.row == row:
-            return _optimizer_cases(spec)
+            return [train_case(spec.name, d) for d in spec.drafts()]
     if row == MODULE_ROW:
         return _module_cases()
     if row == ENGINE_ROW:
-        return _engine_cases()
+        return [engine_case(s) for s in ENGINE_SAMPLES]
     if row == TENSOR_ROW:
-        return _tensor_cases()
+        return [tensor_case(s) for s in TENSOR_SAMPLES]
     raise KeyError(f"no coverage samples for row {row!r}")
 
 
@@ -232,4 +243,5 @@ def unit_rows(unit: str) -> list:
     return [spec.row for spec in OPTIMIZERS.values()] if unit == "optimizers" else [unit]
 
 
-__all__ = ["row_cases", "coverage_units", "unit_rows", "sample_case", "spec_of"]
+__all__ = ["row_cases", "coverage_units", "unit_rows", "sample_case", "spec_of", "op_case", "layer_case",
+           "module_sample_case", "train_case", "engine_case", "tensor_case"]

@@ -5,10 +5,10 @@
   carrying every distinct failure of the example: `Mismatch.all()`) or timed out (pygrad
   did not return: a finding, the row set aside from then on). An exception that pygrad
   raised where no check expected one is a failure too (`error`), never a crash of the suite.
-- `run_samples(cases)` is the coverage pass of one row: every case runs, each failure whose
-  signature no earlier finding explains is recorded at once (all of an example's, and no
-  shrinking: the samples are small by construction), and the test fails at the end if any
-  was found.
+- `run_samples(cases)` is the coverage pass of one row (and, `timed`, its pair samples, until
+  the test's time share is spent): every case runs, each failure whose signature no earlier
+  finding explains is recorded at once (all of an example's, and no shrinking: the samples
+  are small by construction), and the test fails at the end if any was found.
 - `run_property(strategy)` is a random property: hypothesis draws and shrinks. Of one
   example's failures that no known finding explains, the first is raised for hypothesis to
   shrink and the others are recorded at once. In a gate run a finding does not end the
@@ -222,16 +222,19 @@ def _unexplained(m: Mismatch) -> list:
 
 
 # ---------------------------------------------------------------------------- coverage pass
-def run_samples(cases, test: str) -> int:
-    """Run every case (see the module docstring); returns the number of findings."""
+def run_samples(cases, test: str, timed: bool = False) -> int:
+    """Run every case (see the module docstring) -- with `timed`, while the test's time share
+    lasts; returns the number of findings."""
     found = []
     for case in cases:
+        if timed and session.time_left() <= 0:
+            break
         if case.rows() & session.fatal_rows():
             session.set_aside()
             continue
         status, value = attempt(case, test)
         if status == "passed":
-            session.record(case.conditions(), value)
+            session.record(case.condition_sets(), value)
         elif status == "invalid":
             session.invalid()
         elif status == "timeout":
@@ -279,7 +282,7 @@ def example(case, test: str):
         note(f"finite differences skipped: {value.fd_skipped}")   # the strategy should have kept off kinks
         session.invalid()
         reject()
-    session.record(case.conditions(), value)
+    session.record(case.condition_sets(), value)
     target(min(value.err_torch, 1e6), label="error/tolerance against torch")
     if value.err_fd is not None:
         target(min(value.err_fd, 1e6), label="error/tolerance against finite differences")

@@ -22,9 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 # gate adds. A field added to the report must be added here (and documented).
 CONTRACT_FIELDS = {"seed", "budget_s", "workers", "elapsed_s", "ops", "failures"}
 EXTRA_FIELDS = {"profile", "shard", "examples_per_test", "interrupted", "cut", "crashed", "require_coverage",
-                "exit_status", "verdict", "examples", "tests", "first_failure_s", "thin", "internal_errors"}
+                "exit_status", "verdict", "examples", "tests", "first_failure_s", "thin", "internal_errors",
+                "infeasible_reached"}
 ROW_FIELDS = {"op", "examples", "max_err_torch", "max_err_fd", "status", "conditions", "max_err_torch_bound",
-              "max_err_fd_bound"}
+              "max_err_fd_bound", "pairs", "unreached_pairs"}
 FAILURE_CONTRACT_FIELDS = {"test", "op", "check", "message", "reproducer"}
 CHECK_KINDS = {"value", "grad", "fd", "invariant", "structure", "error"}
 

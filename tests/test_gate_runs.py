@@ -61,6 +61,8 @@ def assert_contract(doc: dict, registry_rows: dict) -> None:
         assert isinstance(r["max_err_torch"], float) and isinstance(r["max_err_fd"], float)
         assert list(r["conditions"]) == registry_rows[r["op"]], r["op"]
         assert all(isinstance(n, int) and n >= 0 for n in r["conditions"].values())
+        assert set(r["pairs"]) == {"reached", "feasible"} and 0 <= r["pairs"]["reached"] <= r["pairs"]["feasible"]
+        assert len(r["unreached_pairs"]) == r["pairs"]["feasible"] - r["pairs"]["reached"], r["op"]
         assert r["status"] != "thin" or 0 in r["conditions"].values()
     for f in doc["failures"]:
         assert FAILURE_CONTRACT_FIELDS <= set(f) and f["check"] in CHECK_KINDS, f
@@ -160,6 +162,8 @@ def test_shards_merge_into_one_coverage_pass(tmp_path, registry_rows, coverage_c
         assert rows[row]["status"] == "pass", rows[row]
         assert rows[row]["examples"] == sum(rows_of(d)[row]["examples"] for d in shards)
         assert rows[row]["conditions"] == {c: sum(rows_of(d)[row]["conditions"][c] for d in shards) for c in conds}
+        unreached = [{tuple(p) for p in rows_of(d)[row]["unreached_pairs"]} for d in shards]   # a pair any shard reached
+        assert {tuple(p) for p in rows[row]["unreached_pairs"]} == set.intersection(*unreached), row
     assert "no failures" in (tmp_path / "merged.md").read_text()
 
 

@@ -35,7 +35,7 @@ from reference.oracles.oracle import Oracle
 from reference.programs import mermaid, printer
 from reference.programs.nets import (ModuleSpec, build, layer_name, loss_fn, module_code, module_program,
                                     program_values, weight)
-from reference.registry import MODULE_ROW, OPTIMIZERS, LayerUse
+from reference.registry import MODULE_CONDITIONS, MODULE_ROW, OPTIMIZERS, LayerUse
 from reference.registry.layers import layer_conditions
 from reference.runstate.session import max_is_bound
 from reference.tolerances import judge
@@ -241,18 +241,7 @@ class ModuleCalls:
     state: bool = False
 
     def conditions(self) -> set:
-        sizes = [len(x) for x, _ in self.batches]
-        out = {"batch size 1"} if 1 in sizes else set()
-        out |= {"batch size changes"} if len(set(sizes)) > 1 else set()
-        out |= {"call without model_reset"} if not all(self.resets) else set()
-        out |= {"optimizer step between calls"} if self.optimizer and len(self.batches) > 1 else set()
-        out |= {"float32"} if self.spec.dtype == "float32" else set()
-        out |= {"state_dict round trip"} if self.state else set()
-        layers = self.spec.layers
-        if len(layers) >= 2 and layers[0].spec.keeps_zero_rows(layers[0]) and layers[1].spec.kink_at_zero and any(
-                x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in self.batches):
-            out.add("exact zero at a ReLU kink")
-        return out
+        return {c.name for c in MODULE_CONDITIONS if c.reached(self)}
 
 
 def calls_script(case: ModuleCalls) -> Script:

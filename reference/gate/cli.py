@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reference.gate import render, report
@@ -344,8 +345,10 @@ def _follow(proc, stream: Stream, start: float, budget: float | None, exitfirst:
 
 
 def finish(args, console, records, seed, shard, elapsed, returncode, interrupted, cut, pytest_log) -> int:
-    table = next((r["rows"] for r in records if r.get("kind") == "collected"), [])
-    summary = report.summarize(records, [row for row, _ in table], dict(table))
+    collected = next((r for r in records if r.get("kind") == "collected"), {})
+    table = collected.get("rows", [])
+    summary = report.summarize(records, [row for row, _ in table], dict(table), collected.get("feasible_pairs"),
+                               collected.get("infeasible_pairs"))
     crashed = not (interrupted or cut) and (returncode not in (0, 1) or (returncode == 1 and not summary.findings
                                                                         and not summary.internal))
     coverage_tests = max((r.get("coverage_tests", 0) for r in records if r.get("kind") == "collected"), default=0)
@@ -357,6 +360,11 @@ def finish(args, console, records, seed, shard, elapsed, returncode, interrupted
     status, verdict = report.verdict(summary, crashed, interrupted, args.require_coverage)
     wide = console if console.is_terminal else Console(width=170, file=console.file)
     wide.print(render.table(summary.rows))
+    console.print(f"pairs of conditions reached together in one use: {render.pair_share(summary.rows)}",
+                  highlight=False)
+    for row, (a, b) in summary.infeasible_reached:
+        console.print(f"[yellow]declared infeasible, yet reached in one use[/] (the registry's declaration is wrong): "
+                      f"{escape(row)}: {escape(a)} + {escape(b)}", highlight=False)
     thin = render.thin_lines(summary.rows)
     if thin:
         console.print("[yellow]conditions no example reached[/] (the row reads thin):", highlight=False)

@@ -2,9 +2,11 @@
 
 In the workers:
 - `--only` (env PYGRAD_CHECK_ONLY) keeps the tests whose rows it names; the coverage pass
-  runs first, then the random properties; each test's rows go to `runstate.session` (time shares);
-- every test opens and closes its statistics in `runstate.session`; a random test whose share is
-  already spent is skipped at once, and the "budget spent" skip becomes a pass;
+  runs first, then the pair samples, then the random properties; each test's rows, and each
+  row's feasible pairs of conditions, go to `runstate.session` (time shares, the report);
+- every test opens and closes its statistics in `runstate.session`; a pair-sample or random
+  test whose share is already spent is skipped at once, and the "budget spent" skip becomes
+  a pass;
 - a test that failed for any other reason than its recorded findings is an internal error
   of the suite (exit status 2, never 1);
 - pytest-timeout, when installed, guards each test (thread method) against a hang the
@@ -24,6 +26,8 @@ from reference.runstate import session as state
 from reference.runstate.streams import Writer
 
 COVERAGE_TEST = "test_coverage"
+PAIRS_TEST = "test_pairs"
+KINDS = {COVERAGE_TEST: "coverage", PAIRS_TEST: "pairs"}
 
 
 def _params(item) -> dict:
@@ -39,7 +43,8 @@ def item_rows(item) -> list:
 
 
 def item_kind(item) -> str:
-    return "coverage" if item.originalname == COVERAGE_TEST else "random"
+    """"coverage", "pairs" (deterministic samples) or "random" (a hypothesis property)."""
+    return KINDS.get(item.originalname, "random")
 
 
 def _is_optimizer(item) -> bool:
@@ -48,8 +53,11 @@ def _is_optimizer(item) -> bool:
 
 
 def _order(item) -> tuple:
-    coverage = item_kind(item) == "coverage"
-    return (not coverage, not (coverage and _is_optimizer(item)))
+    """The coverage pass, then the pair samples, each led by the optimizers (torch.optim's
+    first step imports torch._dynamo, ~1.5 s: started early, a worker that has paid it takes
+    the next ones), then the random properties."""
+    kind = item_kind(item)
+    return (("coverage", "pairs", "random").index(kind), not (kind != "random" and _is_optimizer(item)))
 
 
 def pytest_configure(config):
@@ -78,17 +86,21 @@ def pytest_collection_modifyitems(config, items):
     keep = [i for i in items if only is None or set(item_rows(i)) & only]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-    keep.sort(key=_order)     # the coverage pass first, its slowest unit (the optimizers) leading
+    keep.sort(key=_order)
     items[:] = keep
     limit = float(os.environ.get("PYGRAD_CHECK_TEST_TIMEOUT", "0") or 0)
     if limit and config.pluginmanager.hasplugin("timeout"):
         for item in items:
             item.add_marker(pytest.mark.timeout(limit, method="thread"))
-    from reference.registry import row_conditions, rows
+    from reference.registry import row_conditions, row_pairs, rows
     conditions = {row: list(row_conditions(row)) for row in rows()}
     table = [[row, conditions[row]] for row in rows() if only is None or row in only]
+    pairs = {row: row_pairs(row) for row in rows() if len(conditions[row]) >= 2}
     state.collected(len(items), {i.nodeid: item_rows(i) for i in items if item_kind(i) == "random"},
-                    sum(item_kind(i) == "coverage" for i in items), table, conditions)
+                    sum(item_kind(i) == "coverage" for i in items), table, conditions,
+                    {i.nodeid: item_rows(i) for i in items if item_kind(i) == "pairs"},
+                    {row: [list(q) for q in p.feasible] for row, p in pairs.items()},
+                    {row: [list(q) for q in p.infeasible] for row, p in pairs.items() if p.infeasible})
 
 
 def pytest_sessionstart(session):
@@ -105,7 +117,7 @@ def pytest_sessionstart(session):
 
 def pytest_runtest_setup(item):
     state.begin(item.nodeid, item_kind(item))
-    if item_kind(item) == "random" and state.time_left() <= 0:
+    if item_kind(item) != "coverage" and state.time_left() <= 0:
         pytest.skip(state.BUDGET_SPENT)
 
 

@@ -1,4 +1,5 @@
-"""`pygrad-check --list`: the registry's ops, the report's rows with their conditions, the
+"""`pygrad-check --list`: the registry's ops, the report's rows with their conditions and pairs
+of conditions (feasible, of one group, declared infeasible -- those with their reasons), the
 properties the gate checks (read from the suite's test functions), and pygrad's public
 surface with the rows that exercise each callable and the names exempt as non-computations."""
 from __future__ import annotations
@@ -10,10 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reference.registry import LOSS_OPS, OPS, row_conditions, rows, surface
+from reference.registry import LOSS_OPS, OPS, row_conditions, row_pairs, rows, surface
 
 _OPERANDS = ["x", "y"]
-SUITE_MODULES = ("test_coverage", "test_ops", "test_programs", "test_engine", "test_modules", "test_optims")
+SUITE_MODULES = ("test_coverage", "test_pairs", "test_ops", "test_programs", "test_engine", "test_modules",
+                 "test_optims")
 
 
 def call_of(spec) -> str:
@@ -60,6 +62,32 @@ def rows_table() -> Table:
     return t
 
 
+def pairs_table() -> Table:
+    """Each row's pairs of conditions: feasible, of one group, declared infeasible."""
+    t = Table(title="pairs of each row's conditions: feasible (the covering samples reach each in one use), of one "
+                    "group (exclusive levels of one factor: never a pair), declared infeasible", title_justify="left")
+    for col, just in (("row", "left"), ("conditions", "right"), ("feasible", "right"), ("one group", "right"),
+                      ("infeasible", "right")):
+        t.add_column(col, justify=just)
+    for row in rows():
+        p = row_pairs(row)
+        t.add_row(escape(row), str(len(p.conditions)), str(len(p.feasible)), str(len(p.same_group)),
+                  str(len(p.infeasible)))
+    return t
+
+
+def infeasible_table() -> Table:
+    """Every declared infeasible pair with its reason."""
+    t = Table(title="pairs of conditions declared infeasible (they cannot hold in one use), with the reason",
+              title_justify="left")
+    for col in ("row", "pair", "why"):
+        t.add_column(col, overflow="fold")
+    for row in rows():
+        for (a, b), why in row_pairs(row).infeasible.items():
+            t.add_row(escape(row), escape(f"{a} + {b}"), escape(why))
+    return t
+
+
 def properties_table() -> Table:
     props = properties()
     t = Table(title=f"properties checked ({len(props)} property tests)", title_justify="left")
@@ -87,5 +115,6 @@ def surface_table() -> Table:
 
 
 def print_listing(console: Console) -> None:
-    for table in (ops_table(), rows_table(), properties_table(), surface_table()):
+    for table in (ops_table(), rows_table(), pairs_table(), infeasible_table(), properties_table(),
+                  surface_table()):
         console.print(table)

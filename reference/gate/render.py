@@ -56,19 +56,33 @@ def reached(row: dict) -> str:
     return f"{sum(n > 0 for n in conds.values())}/{len(conds)}" if conds else "-"
 
 
+def pairs(row: dict) -> str:
+    """'reached/feasible' pairs of conditions ('-' for a row with fewer than two conditions)."""
+    p = row.get("pairs")
+    return f"{p['reached']}/{p['feasible']}" if p else "-"
+
+
+def pair_share(rows: list) -> str:
+    """The run's feasible pairs of conditions reached together in one use, all rows."""
+    got = sum(r["pairs"]["reached"] for r in rows if r.get("pairs"))
+    total = sum(r["pairs"]["feasible"] for r in rows if r.get("pairs"))
+    return f"{got} of {total} feasible ({100 * got / max(total, 1):.1f}%)"
+
+
 def table(rows: list) -> Table:
     t = Table(title="pygrad reference suite: per-row results (errors in units of the tolerance; <= 1 passes; "
-                    "conditions reached / declared)", title_justify="left", caption=BOUND_NOTE.replace("`", ""),
-              caption_justify="left")
+                    "conditions reached / declared; feasible pairs of conditions reached together / feasible)",
+              title_justify="left", caption=BOUND_NOTE.replace("`", ""), caption_justify="left")
     for col, just in (("row", "left"), ("examples", "right"), ("max err/tol vs torch", "right"),
-                      ("max err/tol vs FD", "right"), ("worst", "right"), ("conditions", "right"), ("status", "left")):
+                      ("max err/tol vs FD", "right"), ("worst", "right"), ("conditions", "right"), ("pairs", "right"),
+                      ("status", "left")):
         t.add_column(col, justify=just)
     for row in rows:
         fd = escape(figure(row["max_err_fd"], row.get("max_err_fd_bound", False))) \
             if row.get("fd_ran", row["max_err_fd"] > 0) else "-"
         t.add_row(escape(row["op"]), str(row["examples"]),
                   escape(figure(row["max_err_torch"], row.get("max_err_torch_bound", False))), fd,
-                  shaded(worst(row), worst_is_bound(row)), reached(row), STATUS[row["status"]])
+                  shaded(worst(row), worst_is_bound(row)), reached(row), pairs(row), STATUS[row["status"]])
     return t
 
 
@@ -122,18 +136,23 @@ def markdown(doc: dict, verdict: str, profile: str = "") -> str:
              f"{doc.get('examples', 0)} examples, {doc['elapsed_s']:.1f} s, seed {doc['seed']} (replay with "
              f"`pygrad-check --seed {doc['seed']}`), {doc['workers']} worker(s)"
              + (f", profile `{profile}`" if profile else "") + ". Errors are in units of each example's "
-             f"tolerance (<= 1 passes; {BOUND_NOTE}); conditions: bug-prone conditions reached / declared.", "",
-             "| row | examples | max err/tol vs torch | max err/tol vs FD | worst | conditions | status |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             f"tolerance (<= 1 passes; {BOUND_NOTE}); conditions: bug-prone conditions reached / declared; "
+             f"pairs: feasible pairs of conditions reached together in one use / feasible ({pair_share(doc['ops'])}).",
+             "",
+             "| row | examples | max err/tol vs torch | max err/tol vs FD | worst | conditions | pairs | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in doc["ops"]:
         status = {"pass": "pass", "thin": "*thin*", "fail": "**FAIL**"}[row["status"]]
         torch_ = figure(row["max_err_torch"], row.get("max_err_torch_bound", False))
         fd = figure(row["max_err_fd"], row.get("max_err_fd_bound", False))
         lines.append(f"| `{row['op']}` | {row['examples']} | {torch_} | {fd} | "
-                     f"{figure(worst(row), worst_is_bound(row))} | {reached(row)} | {status} |")
+                     f"{figure(worst(row), worst_is_bound(row))} | {reached(row)} | {pairs(row)} | {status} |")
     thin = thin_lines(doc["ops"])
     if thin:
         lines += ["", "Unreached conditions:", ""] + [f"- {escape_md(t)}" for t in thin]
+    if doc.get("infeasible_reached"):
+        lines += ["", "Pairs declared infeasible, yet reached in one use (the registry's declaration is wrong):", ""]
+        lines += [f"- `{row}`: {escape_md(a)} + {escape_md(b)}" for row, (a, b) in doc["infeasible_reached"]]
     for f in doc["failures"]:
         lines += ["", f"### `{f['check']}` check in `{f['test']}` (row `{f['op']}`)", "",
                   f"What went wrong: {escape_md(f.get('what') or f['op'])}"

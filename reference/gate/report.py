@@ -4,14 +4,15 @@
 error against torch and against finite differences (in units of the tolerance; flagged
 `max_err_torch_bound` / `max_err_fd_bound` when the figure is an upper bound, taken against
 the tolerance's floor because the full tolerance was not needed, not a measurement), the
-conditions reached and how often, and a status: `fail` (a finding is blamed on it), `thin`
-(some condition was never reached) or `pass` -- and the distinct findings (one per
+conditions reached and how often, the feasible pairs of conditions reached together in one
+use (`pairs`, and the `unreached_pairs`), and a status: `fail` (a finding is blamed on it),
+`thin` (some condition was never reached) or `pass` -- and the distinct findings (one per
 signature, the earliest). `document` is the JSON report (the contract's fields, plus
 coverage and timing fields); `merge` combines shard reports into one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reference.runstate.session import max_is_bound
 
@@ -25,6 +26,7 @@ class Summary:
     tests: int = 0
     invalid: int = 0
     set_aside: int = 0
+    infeasible_reached: list = field(default_factory=list)   # [row, [a, b]]: a declaration proven wrong
 
     @property
     def thin(self) -> list:
@@ -47,10 +49,22 @@ def status_of(row: dict, failed: set) -> str:
     return "thin" if any(n == 0 for n in row["conditions"].values()) else "pass"
 
 
-def summarize(records: list, rows: list, conditions: dict) -> Summary:
-    """`rows`: the report's rows in order; `conditions`: row -> its condition names."""
+def pair_fields(feasible: list, reached) -> dict:
+    """The row's JSON fields of pairs: `pairs` {"reached", "feasible"} and `unreached_pairs`
+    (the feasible pairs -- [a, b] in the row's condition order -- no use reached; `reached`:
+    pairs as sorted tuples)."""
+    missing = [list(p) for p in feasible if tuple(sorted(p)) not in reached]
+    return {"pairs": {"reached": len(feasible) - len(missing), "feasible": len(feasible)}, "unreached_pairs": missing}
+
+
+def summarize(records: list, rows: list, conditions: dict, feasible: dict | None = None,
+              infeasible: dict | None = None) -> Summary:
+    """`rows`: the report's rows in order; `conditions`: row -> its condition names;
+    `feasible`: row -> its feasible pairs (rows with two conditions or more); `infeasible`:
+    row -> its declared infeasible pairs (one that an example reached is listed)."""
+    feasible, infeasible = feasible or {}, infeasible or {}
     stats = {r: {"examples": 0, "torch": 0.0, "fd": None, "conds": dict.fromkeys(conditions.get(r, ()), 0),
-                 "torch_bound": False, "fd_bound": False} for r in rows}
+                 "torch_bound": False, "fd_bound": False, "pairs": set()} for r in rows}
     findings, internal = {}, []
     s = Summary([], [], [])
     for r in records:
@@ -74,6 +88,9 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
                 for c, k in conds.items():
                     if c in st["conds"]:
                         st["conds"][c] += k
+            for row, pairs in r.get("pairs", {}).items():
+                if row in stats:
+                    stats[row]["pairs"].update(tuple(sorted(p)) for p in pairs)
         elif kind == "finding":
             k = key(r)
             if k not in findings or r["t"] < findings[k]["t"]:
@@ -87,6 +104,9 @@ def summarize(records: list, rows: list, conditions: dict) -> Summary:
                  "max_err_fd": float(st["fd"]) if st["fd"] is not None else 0.0, "status": "",
                  "conditions": st["conds"], "max_err_torch_bound": bool(st["torch_bound"]),
                  "max_err_fd_bound": bool(st["fd_bound"]), "fd_ran": st["fd"] is not None}
+        if row in feasible:
+            entry.update(pair_fields(feasible[row], st["pairs"]))
+        s.infeasible_reached += [[row, list(p)] for p in infeasible.get(row, ()) if tuple(sorted(p)) in st["pairs"]]
         entry["status"] = status_of(entry, failed)
         s.rows.append(entry)
     s.findings = sorted(findings.values(), key=lambda f: f["t"])
@@ -124,7 +144,8 @@ def document(summary: Summary, run: dict) -> dict:
     first = summary.first_failure_s
     doc.update({"examples": summary.examples, "tests": summary.tests,
                 "first_failure_s": None if first is None else round(first, 3),
-                "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal]})
+                "thin": summary.thin, "internal_errors": [i["message"] for i in summary.internal],
+                "infeasible_reached": summary.infeasible_reached})
     return doc
 
 
@@ -165,6 +186,11 @@ def merge(docs: list) -> dict:
                 m[f"max_err_{side}"] = max(m[f"max_err_{side}"], new)
             for c, k in r.get("conditions", {}).items():
                 m["conditions"][c] = m["conditions"].get(c, 0) + k
+            if "unreached_pairs" in r:   # a pair counts if any shard reached it
+                left = {tuple(p) for p in r["unreached_pairs"]}
+                m["unreached_pairs"] = [p for p in m.get("unreached_pairs", r["unreached_pairs"]) if tuple(p) in left]
+                m["pairs"] = {"feasible": r["pairs"]["feasible"],
+                              "reached": r["pairs"]["feasible"] - len(m["unreached_pairs"])}
     failures, seen = [], set()
     for f in sorted((f for d in docs for f in d["failures"]), key=lambda f: f.get("found_at_s") or 0):
         k = (f["op"], f["check"], f.get("what") or f["op"], tuple(f.get("signature", ())))
@@ -181,8 +207,17 @@ def merge(docs: list) -> dict:
            "first_failure_s": min((f["found_at_s"] for f in failures), default=None),
            "thin": [r["op"] for r in rows.values() if r["status"] == "thin"],
            "internal_errors": [m for d in docs for m in d.get("internal_errors", [])],
+           "infeasible_reached": _unique(x for d in docs for x in d.get("infeasible_reached", [])),
            "interrupted": any(d.get("interrupted") for d in docs), "crashed": any(d.get("crashed") for d in docs),
            "require_coverage": any(d.get("require_coverage") for d in docs)}
+    return out
+
+
+def _unique(items) -> list:
+    out: list = []
+    for x in items:
+        if x not in out:
+            out.append(x)
     return out
 
 

@@ -1,7 +1,10 @@
 """Which bug-prone conditions a program reaches: the coverage labels of the report.
 
 Conditions are data in the registry (each entry's `conditions` are predicates on a `Use`
-of the op); this module only assembles the uses of a program's nodes and asks.
+of the op; the engine row's on an `EngineUse` of the whole program); this module only
+assembles the uses of a program and asks. Every use gives its own set (one node's
+conditions, the program's graph and schedule): the pairs of conditions an example reached
+are the pairs inside one set.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 from reference.programs.graph import Node, Program
 from reference.programs.interpreters import run_numpy
 from reference.registry import ENGINE_ROW, Use
+from reference.registry.engine_row import ENGINE_CONDITIONS, EngineUse
 
 
 def use_of(prog: Program, node: Node, values: dict | None) -> Use:
@@ -30,33 +34,37 @@ def node_conditions(prog: Program, node: Node, values: dict | None) -> frozenset
     return frozenset(c.name for c in node.spec.all_conditions() if c.reached(use))
 
 
-def engine_conditions(prog: Program) -> set:
-    body = prog.body_nodes()
-    uses: dict = {}
-    for n in body:
-        for o in set(n.operands):
-            uses[o] = uses.get(o, 0) + 1
-    consumed = {o for n in body for o in n.operands}
-    out = set()
-    if any(c > 1 for c in uses.values()):
-        out.add("fan-out")
-    if sum(n.name not in consumed for n in body) > 1:
-        out.add("several sinks")
-    if len(body) >= 3 and all(body[k].name in body[k + 1].operands for k in range(len(body) - 1)):
-        out.add("chain of ops")
-    roles = {i.role for i in prog.inputs}
-    if {"weight", "input"} <= roles:
-        out.add("weights and inputs")
+def engine_use(prog: Program, check: str = "torch", passes: int = 1) -> EngineUse:
+    """The program as the engine row's predicates see it, checked by `check` in `passes`
+    backward passes."""
+    return EngineUse(tuple((n.name, tuple(n.operands)) for n in prog.body_nodes()),
+                     frozenset(i.role for i in prog.inputs), check, passes)
+
+
+def engine_conditions(use: EngineUse) -> frozenset:
+    return frozenset(c.name for c in ENGINE_CONDITIONS if c.reached(use))
+
+
+def program_condition_sets(prog: Program, values: dict | None = None, check: str = "torch",
+                           passes: int = 1) -> list:
+    """[(row, conditions)] of every use in `prog`: each body node, then the engine row's use
+    (the graph, `check` and `passes`). `values`: inputs (the rest is computed) or every
+    node's values."""
+    if values is not None and any(n.name not in values for n in prog.nodes):
+        values = run_numpy(prog, values)
+    return [(n.spec.row, node_conditions(prog, n, values)) for n in prog.body_nodes()] + [
+        (ENGINE_ROW, engine_conditions(engine_use(prog, check, passes)))]
+
+
+def by_row(sets) -> dict:
+    """row -> the conditions any of its uses reached (every row with a use is a key)."""
+    out: dict = {}
+    for row, conditions in sets:
+        out.setdefault(row, set()).update(conditions)
     return out
 
 
 def program_conditions(prog: Program, values: dict | None = None) -> dict:
     """row -> conditions reached by the body nodes of `prog` (and the engine row's graph
-    conditions). `values`: inputs (the rest is computed) or every node's values."""
-    if values is not None and any(n.name not in values for n in prog.nodes):
-        values = run_numpy(prog, values)
-    out: dict = {}
-    for n in prog.body_nodes():
-        out.setdefault(n.spec.row, set()).update(node_conditions(prog, n, values))
-    out.setdefault(ENGINE_ROW, set()).update(engine_conditions(prog))
-    return out
+    conditions)."""
+    return by_row(program_condition_sets(prog, values))

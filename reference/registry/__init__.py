@@ -6,23 +6,25 @@
 - `LAYERS`: one `LayerSpec` per layer class; `OPTIMIZERS`: one `OptimizerSpec` per optimizer;
 - the Module row's, the engine row's and the tensor row's conditions and coverage samples
   (`module_row`, `engine_row`, `tensor_row`);
-- `rows()`: every row of the gate's report, each with its conditions (`row_conditions`).
+- `rows()`: every row of the gate's report, each with its conditions (`row_conditions`) and
+  the pairs of them that are feasible (`row_pairs`).
 
 Every strategy, oracle, check, coverage sample and report row is derived from these tables.
 """
 from __future__ import annotations
 
 from reference.numerics import DTYPES, U
-from reference.registry.engine_row import ENGINE_CONDITIONS, ENGINE_ROW
+from reference.registry.engine_row import ENGINE_ROW
 from reference.registry.layers import LAYERS, Layer, LayerSpec, LayerUse, SpecError
 from reference.registry.losses import LOSS_OPS, MODULE_LOSSES, ModuleLoss
 from reference.registry.module_row import MODULE_CONDITIONS, MODULE_ROW
+from reference.registry.pairs import RowPairs, pairs_of, row_condition_specs, row_infeasible, row_pairs
 from reference.registry.ops import COVERS, OPS
 from reference.registry.optimizers import OPTIMIZERS, OptimizerSpec, TrainUse
 from reference.registry.regimes import REGIMES
 from reference.registry.spec import (Condition, ErrorInput, Infeasible, OpSpec, Plan, Sample, Use, axes_of,
                                      count_of)
-from reference.registry.tensor_row import TENSOR_CONDITIONS, TENSOR_ROW
+from reference.registry.tensor_row import TENSOR_ROW
 
 
 def spec_of(op: str) -> OpSpec:
@@ -42,15 +44,7 @@ def rows() -> list:
 
 def row_conditions(row: str) -> tuple:
     """The names of the conditions the row must reach to read `pass` (not `thin`)."""
-    for spec in list(OPS.values()) + list(LOSS_OPS.values()):
-        if spec.row == row:
-            return tuple(dict.fromkeys(c.name for c in spec.all_conditions()))
-    for table in (LAYERS, OPTIMIZERS):
-        for spec in table.values():
-            if spec.row == row:
-                return tuple(dict.fromkeys(c.name for c in spec.conditions))
-    return {MODULE_ROW: MODULE_CONDITIONS, ENGINE_ROW: ENGINE_CONDITIONS,
-            TENSOR_ROW: tuple(c.name for c in TENSOR_CONDITIONS)}.get(row, ())
+    return tuple(c.name for c in row_condition_specs(row))
 
 
 def ops_of_row(row: str) -> list:
@@ -62,4 +56,5 @@ __all__ = ["OPS", "LOSS_OPS", "MODULE_LOSSES", "LAYERS", "OPTIMIZERS", "COVERS",
            "ENGINE_ROW", "REGIMES", "TENSOR_ROW", "Condition", "ErrorInput", "Infeasible", "Layer", "LayerSpec",
            "LayerUse", "ModuleLoss", "OpSpec",
            "OptimizerSpec", "Plan", "Sample", "SpecError", "TrainUse", "Use", "axes_of", "count_of", "rows",
-           "row_conditions", "spec_of", "op_rows", "ops_of_row"]
+           "row_conditions", "spec_of", "op_rows", "ops_of_row", "MODULE_CONDITIONS", "RowPairs", "pairs_of",
+           "row_condition_specs", "row_infeasible", "row_pairs"]

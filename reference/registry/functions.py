@@ -172,6 +172,7 @@ class ConstantAt(Broadcast):
             Condition("a learnable=False Tensor operand", lambda u: "constant" in u.roles, make=_learnable_false),
             _keyword(key, values[-1]))
         self.infeasible = {
+            **Broadcast.infeasible,
             frozenset({"a learnable=False Tensor operand", "right a plain array"}):
                 "the second operand is either a Tensor or a plain array",
             frozenset({"a learnable=False Tensor operand", "operand used twice"}):

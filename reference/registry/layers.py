@@ -13,8 +13,8 @@ for MLPs and after `Flatten`, which maps (...) to (1, prod(...)).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -63,6 +63,35 @@ class LayerUse:
     dtype: str
     mode: str = "eval"    # Dropout: "eval" (inside a Module) or "training"
     offset: bool = False  # its input is the Module's, with a large offset and a small spread
+
+
+@dataclass(frozen=True)
+class LayerDraft:
+    """A layer row's coverage draft: the layer, its per-sample input shape, the dtype, the
+    batch sizes of the Module's calls, and the mode -- "eval" (inside a Module, completed to
+    the plain Module loss) or "training" (Dropout alone, values from `seed`)."""
+
+    layer: Layer
+    shape: tuple
+    dtype: str = "float64"
+    sizes: tuple = (2,)
+    mode: str = "eval"
+    seed: int = 0
+    offset: bool = False   # the Module's input with a large offset and a small spread (LayerSpec.offset)
+
+
+def layer_param(**params):
+    """Maker: the draft's layer with the given parameters."""
+    def make(draft: LayerDraft) -> LayerDraft:
+        return replace(draft, layer=Layer.make(draft.layer.kind, **{**dict(draft.layer.params), **params}))
+    return make
+
+
+def draft_field(**fields):
+    """Maker: the draft with the given fields (shape, dtype, sizes, mode)."""
+    def make(draft: LayerDraft) -> LayerDraft:
+        return replace(draft, **fields)
+    return make
 
 
 @dataclass(frozen=True)
@@ -129,22 +158,35 @@ class LayerSpec:
     keeps_zero_rows: Callable = lambda layer: False
     completes: str = ""
     offset: bool = False
+    infeasible: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         if self.offset:   # it normalises: the large-offset input regime (registry regimes)
-            object.__setattr__(self, "conditions", tuple(self.conditions) + (offset_input_condition(),))
+            offset = offset_input_condition(draft_field(offset=True))
+            object.__setattr__(self, "conditions", tuple(self.conditions) + (offset,))
 
     @property
     def row(self) -> str:
         return f"layer:{self.cls}"
+
+    def drafts(self) -> list:
+        """The coverage drafts: each sample in a Module (the first also in float32, and for a
+        layer that normalises, with a large-offset input in both dtypes), then the runs alone."""
+        out = [LayerDraft(layer, shape) for layer, shape in self.samples]
+        out[1:1] = [replace(out[0], dtype="float32")] if out else []
+        if self.offset and out:
+            out[2:2] = [replace(d, offset=True) for d in out[:2]]
+        return out + [LayerDraft(Layer.make(self.kind, rate=run.rate), run.shape, run.dtype, mode="training",
+                                 seed=run.seed) for run in self.alone]
 
 
 def _dt(dtype: str) -> str:
     return "" if dtype == "float64" else f", dtype=np.{dtype}"
 
 
-_BATCH = Condition("batch > 1", lambda u: max(u.batches, default=1) > 1)
-_F32 = Condition("float32", lambda u: u.dtype == "float32")
+_BATCH = Condition("batch > 1", lambda u: max(u.batches, default=1) > 1, draft_field(sizes=(2,)))
+_F32 = Condition("float32", lambda u: u.dtype == "float32", draft_field(dtype="float32"))
+_NO_BIAS = Condition("no bias", lambda u: not u.layer.get("bias"), layer_param(bias=False))
 
 
 # ---------------------------------------------------------------------------- Linear
@@ -288,25 +330,29 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: module(h),
               samples=((Layer.make("linear", out=3, bias=True), (2, 4)),
                        (Layer.make("linear", out=2, bias=False), (1, 3))),
-              conditions=(_BATCH, _F32, Condition("no bias", lambda u: not u.layer.get("bias")),
-                          Condition("n > 1 rows", lambda u: u.shape[0] > 1)),
+              conditions=(_BATCH, _F32, _NO_BIAS,
+                          Condition("n > 1 rows", lambda u: u.shape[0] > 1,
+                                    lambda d: replace(d, shape=(2,) + tuple(d.shape[1:])))),
               keeps_zero_rows=lambda layer: not layer.get("bias"), completes="weights"),
     LayerSpec("conv", "Conv2D", draw=_conv_draw, out_shape=_conv_out, code=_conv_code, forward=_conv_forward,
               weights=lambda layer: (CONV_KW,) + ((CONV_KB,) if layer.get("bias") else ()),
               torch=_conv_torch, torch_forward=lambda module, layer, h, acts: module(h),
               samples=((Layer.make("conv", out=2, kernel=(2, 2), stride=1, padding=0, bias=True), (1, 4, 4)),
                        (Layer.make("conv", out=3, kernel=(3, 2), stride=2, padding=1, bias=False), (2, 5, 4))),
-              conditions=(_BATCH, _F32, Condition("stride > 1", lambda u: u.layer.get("stride", 1) > 1),
-                          Condition("padding > 0", lambda u: u.layer.get("padding", 0) > 0),
-                          Condition("outC > 1", lambda u: u.layer.get("out") > 1),
-                          Condition("inC > 1", lambda u: u.shape[0] > 1),
-                          Condition("no bias", lambda u: not u.layer.get("bias")))),
+              conditions=(_BATCH, _F32, Condition("stride > 1", lambda u: u.layer.get("stride", 1) > 1,
+                                                  layer_param(stride=2)),
+                          Condition("padding > 0", lambda u: u.layer.get("padding", 0) > 0, layer_param(padding=1)),
+                          Condition("outC > 1", lambda u: u.layer.get("out") > 1, layer_param(out=2)),
+                          Condition("inC > 1", lambda u: u.shape[0] > 1,
+                                    lambda d: replace(d, shape=(2,) + tuple(d.shape[1:]))),
+                          _NO_BIAS)),
     LayerSpec("flatten", "Flatten", draw=lambda shape, earlier: st.just(Layer.make("flatten")),
               out_shape=lambda layer, shape, earlier: (1, math.prod(shape)),
               code=lambda layer, shape, dtype, name: "Flatten()", forward=_flatten_forward,
               torch_forward=lambda module, layer, h, acts: h.reshape(h.shape[0], 1, -1),
               samples=((Layer.make("flatten"), (2, 3, 3)),),
-              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3)), completes="logits"),
+              conditions=(_BATCH, Condition("from (C, H, W)", lambda u: len(u.shape) == 3,
+                                            draft_field(shape=(2, 3, 3)))), completes="logits"),
     _simple("relu", "ReLU", "relu", kink_at_zero=True),
     _simple("tanh", "Tanh", "tanh"),
     _simple("sigmoid", "Sigmoid", "sigmoid", probabilities=True, completes="probabilities"),
@@ -318,7 +364,7 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: torch.softmax(h, dim=layer.get("axis")),
               samples=((Layer.make("softmax", axis=-1), (2, 3)), (Layer.make("softmax", axis=1), (3, 2))),
               conditions=(_BATCH, Condition("non-last axis", lambda u: u.layer.get("axis") % (len(u.shape) + 1)
-                                            != len(u.shape))), probabilities=True, offset=True),
+                                            != len(u.shape), layer_param(axis=1))), probabilities=True, offset=True),
     LayerSpec("addnorm", "AddNorm", draw=_addnorm_draw, out_shape=_addnorm_out,
               code=lambda layer, shape, dtype, name: f"AddNorm(gain={layer.get('gain')!r}, "
                                                      f"bias={layer.get('shift')!r}, epsilon={layer.get('epsilon')!r})",
@@ -326,8 +372,10 @@ _LIST = [
               forward=_addnorm_forward, torch_forward=_addnorm_torch_forward,
               samples=((Layer.make("addnorm", skip=None, gain=1.0, shift=0.0, epsilon=1e-5), (2, 3)),
                        (Layer.make("addnorm", skip=0, gain=2.0, shift=0.25, epsilon=1e-5), (2, 4))),
-              conditions=(_BATCH, Condition("skip from an earlier activation", lambda u: u.layer.get("skip") is not None),
-                          Condition("gain or bias", lambda u: u.layer.get("gain") != 1 or u.layer.get("shift") != 0)),
+              conditions=(_BATCH, Condition("skip from an earlier activation", lambda u: u.layer.get("skip") is not None,
+                                            layer_param(skip=0)),
+                          Condition("gain or bias", lambda u: u.layer.get("gain") != 1 or u.layer.get("shift") != 0,
+                                    layer_param(gain=2.0))),
               offset=True),
     LayerSpec("dropout", "Dropout", draw=lambda shape, earlier: st.just(Layer.make("dropout", rate=0.1)),
               out_shape=_same, code=lambda layer, shape, dtype, name: f"Dropout(rate={layer.get('rate')!r})",
@@ -336,8 +384,10 @@ _LIST = [
               torch_forward=lambda module, layer, h, acts: h,
               samples=((Layer.make("dropout", rate=0.25), (2, 3)),),
               alone=(DropoutRun((4, 5), 0.25, 1), DropoutRun((3, 4), 0.5, 2, "float32")),
-              conditions=(Condition("eval mode in a Module", lambda u: u.mode == "eval"),
-                          Condition("training mode", lambda u: u.mode == "training"))),
+              conditions=(Condition("eval mode in a Module", lambda u: u.mode == "eval", draft_field(mode="eval"),
+                                    group="mode"),
+                          Condition("training mode", lambda u: u.mode == "training", draft_field(mode="training"),
+                                    group="mode"))),
 ]
 
 LAYERS: dict = {spec.kind: spec for spec in _LIST}

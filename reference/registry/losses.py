@@ -13,7 +13,8 @@ how to draw a target, the pygrad code, and the forward as registry ops (the orac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -22,8 +23,9 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 
 from reference.registry.op_models import exp_inside_overflow
+from reference.registry import makers
 from reference.registry.rules import F32, FLOAT32, Rule
-from reference.registry.spec import Condition, ErrorInput, OpSpec, Plan, Sample
+from reference.registry.spec import Condition, ErrorInput, Infeasible, OpSpec, Plan, Sample
 from reference.value_strategies import simplex_rows
 
 LOG_FLOOR = -100.0
@@ -99,36 +101,76 @@ def _one_hot(rng, shape, classes=None):
     return out
 
 
+@dataclass(frozen=True)
+class CrossEntropyValues:
+    """Values of a CCELoss sample (a `Sample.make` that follows its shapes): logits in
+    [-2, 2] and a target of one-hot rows of `classes` ((B, n) nested tuples; random if None),
+    `padded` (each sequence one class-0 row to end it, then class-0 padding: ignored rows
+    under mask=True), `soft` (probability rows; with classes or padding, 0.6 of the class's
+    one-hot row plus 0.4 of a random probability row, so the class stays the largest)."""
+
+    shape: tuple = (2, 3, 4)
+    classes: tuple | None = None
+    soft: bool = False
+    padded: bool = False
+
+    def __call__(self, rng) -> tuple:
+        b, n, w = self.shape
+        classes = self.classes
+        if self.padded:
+            classes = tuple((1 + k % (w - 1),) + (0,) * (n - 1) for k in range(b))
+        target = None if self.soft and classes is None else _one_hot(rng, self.shape, classes)
+        if self.soft:
+            rows = simplex_rows(rng.uniform(0.1, 1, self.shape))
+            target = rows if target is None else 0.6 * target + 0.4 * rows
+        return rng.uniform(-2, 2, self.shape), target
+
+    def for_shapes(self, shapes) -> "CrossEntropyValues":
+        shape = tuple(shapes[0])
+        if len(shape) != 3 or shapes[1] != shape:
+            raise Infeasible("CCELoss needs logits and a target of one shape (B, n, w)")
+        keep = self.classes if self.classes is not None and np.shape(self.classes) == shape[:2] else None
+        return replace(self, shape=shape, classes=keep)
+
+
+def _at_least_rows(sample, n: int):
+    """Maker: n rows per sample (at least)."""
+    b, rows, w = sample.shapes[0]
+    return makers.reshaped(sample, ((b, max(rows, n), w),) * 2)
+
+
+def _cce_values(**kw):
+    """Maker: the CCELoss values' options changed."""
+    def make(sample):
+        return replace(sample, make=replace(sample.make, **kw))
+    return make
+
+
 class CrossEntropyRule(Rule):
     """Logits (B, n, w) and a target of the same shape: one-hot rows or probabilities."""
 
     name = "cce"
     conditions = (
         FLOAT32,
-        Condition("n > 1 rows per sample", lambda u: u.shapes[0][1] > 1),
+        Condition("n > 1 rows per sample", lambda u: u.shapes[0][1] > 1, lambda s: _at_least_rows(s, 2)),
         Condition("probability targets", lambda u: u.values is not None and np.any((u.values[1] > 0)
-                                                                                   & (u.values[1] < 1))),
-        Condition("mask=True", lambda u: bool(u.args.get("mask"))),
-        Condition("mask=True with ignored rows", _ignored))
+                                                                                   & (u.values[1] < 1)),
+                  _cce_values(soft=True)),
+        Condition("mask=True", lambda u: bool(u.args.get("mask")), makers.args(mask=True)),
+        Condition("mask=True with ignored rows", _ignored,
+                  lambda s: makers.args(mask=True)(_cce_values(padded=True, classes=None)(_at_least_rows(s, 3)))))
 
     def samples(self, spec):
-        def logits(rng, shape):
-            return rng.uniform(-2, 2, shape)
-
-        def make(classes=None, soft=False, shape=(2, 3, 4)):
-            def fill(rng):
-                target = simplex_rows(rng.uniform(0.1, 1, shape)) if soft else _one_hot(rng, shape, classes)
-                return logits(rng, shape), target
-            return fill
-        padded = [[2, 0, 0], [1, 3, 0]]      # class 0 ends each sequence; later 0-rows are padding
-        return [Sample(((2, 1, 4), (2, 1, 4)), make=make(shape=(2, 1, 4)), constant=(1,)),
-                Sample(((2, 3, 4), (2, 3, 4)), make=make(), constant=(1,)),
-                Sample(((2, 3, 4), (2, 3, 4)), make=make(soft=True), constant=(1,)),
-                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, make=make(classes=padded), constant=(1,)),
-                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, make=make(classes=[[1, 2, 3], [3, 1, 2]]),
+        padded = ((2, 0, 0), (1, 3, 0))      # class 0 ends each sequence; later 0-rows are padding
+        values = CrossEntropyValues()
+        return [Sample(((2, 1, 4), (2, 1, 4)), make=CrossEntropyValues((2, 1, 4)), constant=(1,)),
+                Sample(((2, 3, 4), (2, 3, 4)), make=values, constant=(1,)),
+                Sample(((2, 3, 4), (2, 3, 4)), make=replace(values, soft=True), constant=(1,)),
+                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, make=replace(values, classes=padded), constant=(1,)),
+                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, make=replace(values, classes=((1, 2, 3), (3, 1, 2))),
                        constant=(1,)),
-                Sample(((2, 3, 4), (2, 3, 4)), make=make(soft=True)),
-                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, dtypes=F32 * 2, make=make(classes=padded),
+                Sample(((2, 3, 4), (2, 3, 4)), make=replace(values, soft=True)),
+                Sample(((2, 3, 4), (2, 3, 4)), {"mask": True}, dtypes=F32 * 2, make=replace(values, classes=padded),
                        constant=(1,))]
 
     def error_inputs(self, spec):
@@ -178,6 +220,32 @@ def _bce_kinks(operands, args):
     return [(p * (1 - p) - 1e-12, np.zeros(p.shape, dtype=bool))]
 
 
+@dataclass(frozen=True)
+class BinaryCrossEntropyValues:
+    """Values of a BCELoss sample (a `Sample.make` that follows its shapes): predictions in
+    [0.05, 0.95] and targets in [0, 1]; `hard`: targets exactly 0 or 1; `ends`: predictions
+    of exactly 0 and 1 at every other entry (the target equal there, as torch requires for a
+    finite loss)."""
+
+    shape: tuple = (2, 3)
+    hard: bool = False
+    ends: bool = False
+
+    def __call__(self, rng) -> tuple:
+        target = rng.integers(0, 2, self.shape).astype(float) if self.hard else rng.uniform(0, 1, self.shape)
+        p = rng.uniform(0.05, 0.95, self.shape)
+        if self.ends:
+            flat = p.reshape(-1)
+            flat[::2] = np.arange(flat[::2].size) % 2
+            target = np.where((p == 0) | (p == 1), p, target)
+        return p, target
+
+    def for_shapes(self, shapes) -> "BinaryCrossEntropyValues":
+        if len(shapes[0]) < 1 or shapes[1] != shapes[0]:
+            raise Infeasible("BCELoss needs a prediction and a target of one shape (B, ...)")
+        return replace(self, shape=tuple(shapes[0]))
+
+
 class BinaryCrossEntropyRule(Rule):
     """Predictions in [0, 1] and targets in [0, 1] of the same shape (B, ...)."""
 
@@ -185,29 +253,24 @@ class BinaryCrossEntropyRule(Rule):
     min_dims = 1
     conditions = (
         FLOAT32,
-        Condition("1-D prediction", lambda u: u.ndims[0] == 1),
+        Condition("1-D prediction", lambda u: u.ndims[0] == 1,
+                  lambda s: makers.reshaped(s, ((math.prod(s.shapes[0]),),) * 2)),
         Condition("prediction exactly 0 or 1", lambda u: u.values is not None
-                  and bool(np.any((u.values[0] == 0) | (u.values[0] == 1)))),
+                  and bool(np.any((u.values[0] == 0) | (u.values[0] == 1))),
+                  lambda s: replace(s, values="kinks", make=replace(s.make, ends=True))),
         Condition("target exactly 0 or 1", lambda u: u.values is not None
-                  and bool(np.any((u.values[1] == 0) | (u.values[1] == 1)))))
+                  and bool(np.any((u.values[1] == 0) | (u.values[1] == 1))),
+                  lambda s: replace(s, make=replace(s.make, hard=True))))
 
     def samples(self, spec):
-        def interior(shape, hard=False):
-            def fill(rng):
-                target = rng.integers(0, 2, shape).astype(float) if hard else rng.uniform(0, 1, shape)
-                return rng.uniform(0.05, 0.95, shape), target
-            return fill
-
-        def ends(rng):
-            p = np.array([[0.0, 1.0, 0.3], [1.0, 0.6, 0.0]])
-            t = np.where((p == 0) | (p == 1), p, rng.uniform(0, 1, p.shape))
-            return p, t
-        return [Sample(((2, 3), (2, 3)), make=interior((2, 3)), constant=(1,)),
-                Sample(((4,), (4,)), make=interior((4,)), constant=(1,)),
-                Sample(((2, 3), (2, 3)), make=interior((2, 3), hard=True), constant=(1,)),
-                Sample(((2, 3), (2, 3)), make=interior((2, 3))),
+        values = BinaryCrossEntropyValues()
+        ends = replace(values, ends=True)
+        return [Sample(((2, 3), (2, 3)), make=values, constant=(1,)),
+                Sample(((4,), (4,)), make=BinaryCrossEntropyValues((4,)), constant=(1,)),
+                Sample(((2, 3), (2, 3)), make=replace(values, hard=True), constant=(1,)),
+                Sample(((2, 3), (2, 3)), make=values),
                 Sample(((2, 3), (2, 3)), values="kinks", make=ends, constant=(1,)),
-                Sample(((2, 3), (2, 3)), dtypes=F32 * 2, make=interior((2, 3)), constant=(1,)),
+                Sample(((2, 3), (2, 3)), dtypes=F32 * 2, make=values, constant=(1,)),
                 Sample(((2, 3), (2, 3)), dtypes=F32 * 2, values="kinks", make=ends, constant=(1,))]
 
     def error_inputs(self, spec):

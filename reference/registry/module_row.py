@@ -1,4 +1,4 @@
-"""The Module row's table: its conditions, and its coverage samples as data.
+"""The Module row's table: its conditions (with their makers), and its coverage samples as data.
 
 Like an op's samples, a `ModuleSample` says what to run -- the model (per-sample input
 shape, layers, loss, dtype), the batch sizes of its calls, which calls `model_reset()` first,
@@ -6,18 +6,20 @@ an optimizer stepping between calls (name and hyper-parameters of `OPTIMIZERS`),
 exact zeros in the inputs -- and the coverage pass (`reference.coverage`) turns each into a
 case. The first sample is the plain one; `LOSS_BASE` is the model every other loss of
 `MODULE_LOSSES` ends once; `TRAINED` is the model the optimizers' samples train.
+
+The conditions' predicates read the calls of a Module case (`checks.module_calls.ModuleCalls`:
+`batches` of (x, target), `resets`, `optimizer`, `spec`); their makers change a `ModuleSample`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from reference.registry.layers import Layer
+from reference.registry.spec import Condition, Infeasible
 
 MODULE_ROW = "module"
-
-MODULE_CONDITIONS = ("batch size 1", "batch size changes", "call without model_reset",
-                     "optimizer step between calls", "float32", "exact zero at a ReLU kink", "state_dict round trip")
-"""Conditions of the `module` row: how users call a Module."""
 
 MODULE_SURFACE = ("Module", "Module.__call__", "Module.model_reset", "Module.__deepcopy__", "Module.named_weights",
                   "Module.state_dict", "Module.load_state_dict", "Tensor.__deepcopy__")
@@ -37,6 +39,57 @@ class ModuleSample:
     zeros: float = 0.0                # see `nets.make_batch`
     state: bool = False               # a state_dict / load_state_dict round trip, then a call
 
+    def calls(self, sizes: tuple) -> "ModuleSample":
+        """This sample with calls of `sizes` (the resets kept, extended by plain calls)."""
+        resets = None if self.resets is None else (self.resets + (True,) * len(sizes))[:len(sizes)]
+        return replace(self, sizes=tuple(sizes), resets=resets)
+
+
+def _sizes(calls) -> list:
+    return [len(x) for x, _ in calls.batches]
+
+
+def _zero_at_kink(calls) -> bool:
+    layers = calls.spec.layers
+    return len(layers) >= 2 and layers[0].spec.keeps_zero_rows(layers[0]) and layers[1].spec.kink_at_zero and any(
+        x.size and np.any(np.all(x == 0, axis=-1)) for x, _ in calls.batches)
+
+
+def _two_calls(s: ModuleSample) -> ModuleSample:
+    return s if len(s.sizes) > 1 else s.calls(s.sizes * 2)
+
+
+def _changing(s: ModuleSample) -> ModuleSample:
+    s = _two_calls(s)
+    return s.calls(s.sizes[:-1] + (s.sizes[0] + 1,))
+
+
+def _no_reset(s: ModuleSample) -> ModuleSample:
+    s = _two_calls(s)
+    return replace(s, resets=(True,) + (False,) * (len(s.sizes) - 1))
+
+
+def _zeros_at_kink(s: ModuleSample) -> ModuleSample:
+    """A bias-free first Linear before the ReLU, and rows of exact zeros in the inputs."""
+    if len(s.layers) < 2 or s.layers[0].kind != "linear" or not s.layers[1].spec.kink_at_zero:
+        raise Infeasible("the model does not start with a Linear and a layer with a kink at 0")
+    first = Layer.make("linear", **{**dict(s.layers[0].params), "bias": False})
+    return replace(s, layers=(first,) + tuple(s.layers[1:]), zeros=max(s.zeros, 0.5))
+
+
+MODULE_CONDITIONS = (
+    Condition("batch size 1", lambda c: 1 in _sizes(c), lambda s: s.calls((1,) + s.sizes[1:])),
+    Condition("batch size changes", lambda c: len(set(_sizes(c))) > 1, _changing),
+    Condition("call without model_reset", lambda c: not all(c.resets), _no_reset),
+    Condition("optimizer step between calls", lambda c: bool(c.optimizer) and len(c.batches) > 1,
+              lambda s: replace(_two_calls(s), optimizer=s.optimizer or ("SGD", {"lr": 0.1}))),
+    Condition("float32", lambda c: c.spec.dtype == "float32", lambda s: replace(s, dtype="float32")),
+    Condition("exact zero at a ReLU kink", _zero_at_kink, _zeros_at_kink),
+    Condition("state_dict round trip", lambda c: c.state, lambda s: replace(s, state=True)))
+"""Conditions of the `module` row: how users call a Module."""
+
+MODULE_INFEASIBLE: dict = {}
+"""Pairs of the Module row's conditions that cannot meet: none."""
 
 MLP = (Layer.make("linear", out=3, bias=True), Layer.make("relu"), Layer.make("linear", out=2, bias=True))
 

@@ -3,6 +3,7 @@ libraries' semantics differ, kinks, sign rules and rounding-error models."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -271,12 +272,21 @@ def pole_at_zero(slot: int):
     return lambda ops, args: [(ops[slot], np.zeros(np.shape(ops[slot]), dtype=bool))]
 
 
-def zero_bases(rng):
-    """a ** b at exact zero bases (every other entry) under exponents in [1.5, 3]: torch
-    defines both derivatives there (0 ** b has derivative 0 in a and in b)."""
-    a = rng.uniform(0.5, 2.0, (2, 3))
-    a.reshape(-1)[::2] = 0.0
-    return a, rng.uniform(1.5, 3.0, (2, 3))
+@dataclass(frozen=True)
+class ZeroBases:
+    """Values of a ** b at exact zero bases (every other entry) under exponents in [1.5, 3]:
+    torch defines both derivatives there (0 ** b has derivative 0 in a and in b). A
+    `Sample.make` that follows its sample's shapes (`for_shapes`)."""
+
+    shapes: tuple = ((2, 3), (2, 3))
+
+    def __call__(self, rng) -> tuple:
+        a = rng.uniform(0.5, 2.0, self.shapes[0])
+        a.reshape(-1)[::2] = 0.0
+        return a, rng.uniform(1.5, 3.0, self.shapes[1])
+
+    def for_shapes(self, shapes) -> "ZeroBases":
+        return ZeroBases(tuple(shapes))
 
 
 def relu_kinks(operands, args):

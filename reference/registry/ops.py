@@ -13,6 +13,7 @@ import torch
 
 from reference.registry import op_models as nm
 from reference.registry import rules
+from reference.registry.makers import excludes
 from reference.registry.functions import FUNCTION_OPS
 from reference.registry.spec import OpSpec, Sample
 
@@ -64,12 +65,15 @@ _LIST = [
     OpSpec(name="pow", arity=1, code="{0} ** {p}", torch=lambda x, p: x ** p, numpy=lambda x, p: np.power(x, p),
            rule=rules.POW, domain=nm.pow_domain, kinks=nm.pow_kinks, exact_kinks="zeros", sign=nm.pow_sign,
            out_ulps=4, overflow=nm.pow_overflow, underflow=nm.pow_underflow,
-           notes="exponent a Python float; 0 ** p at an exact 0 follows torch"),
+           notes="exponent a Python float; 0 ** p at an exact 0 follows torch",
+           infeasible=excludes("exact kink point", ["p == 2", "p == 0", "p == 1", "negative p"],
+                               "torch defines the derivative of x ** p at an exact 0 only for non-integer p > 1")),
     _binary("pow_tensor", "**", lambda a, b: a ** b, sign=lambda s, a: "pos" if s[0] == "pos" else "any",
             domain=lambda args: ("pos", "real"), kinks=lambda ops, args: [(ops[0], ops[0] == 0)],
             exact_kinks="zeros", in_ulps=4, op_name="pow", overflow=None,
-            samples=(Sample(((2, 3), (2, 3)), values="kinks", make=nm.zero_bases),
-                     Sample(((2, 3), (3,)), dtypes=("float32", "float64"), values="kinks", make=nm.zero_bases))),
+            samples=(Sample(((2, 3), (2, 3)), values="kinks", make=nm.ZeroBases()),
+                     Sample(((2, 3), (3,)), dtypes=("float32", "float64"), values="kinks",
+                            make=nm.ZeroBases(((2, 3), (3,)))))),
     _reflected("rpow", "**", lambda c, x: c ** x, "pow", rule=rules.POSITIVE_BASE, sign=nm.positive,
                out_ulps=4, in_ulps=4, overflow=None, notes="a positive base: a Python float or an array"),
     _unary("neg", lambda x: -x, lambda x: -x, code="-{0}"),

@@ -10,8 +10,8 @@ means its class plus one entry here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
 
 import torch
 from hypothesis import strategies as st
@@ -40,6 +40,40 @@ class TrainUse:
     shapes: tuple = ()    # per parameter, in the same order
 
 
+SPREAD = "spread"
+"""`TrainDraft.layout`: every memory layout on some parameter that takes it
+(`regimes.spread_layouts` of the parameters' shapes)."""
+
+
+@dataclass(frozen=True)
+class TrainDraft:
+    """An optimizer row's coverage draft: the hyper-parameters, the steps, the chunks of each
+    step (> 1: step_single accumulation), the dtype, and the options of a training run
+    (`checks.training.TrainRun`: the parameters' order, the target marked leaf, model_reset
+    before every call, a parameter outside the graph, step_single's batch_size, the steps
+    where it is in the graph) and of its inputs (`zero_steps`)."""
+
+    hyper: dict
+    steps: int = 4
+    chunks: int = 1
+    dtype: str = "float64"
+    order: tuple | None = None
+    target_leaf: bool = True
+    reset: bool = True
+    unused: bool = False
+    divisor: int | None = None     # step_single's batch_size (None: the one matching the whole batch)
+    zero_steps: tuple = ()         # steps whose inputs are all 0 (a weight's gradient exactly 0)
+    extra_steps: tuple = ()        # steps whose loss includes the parameter outside the Module
+    layout: str = ""               # a memory layout of every parameter whose shape takes it, or SPREAD
+
+
+def train_field(**fields):
+    """Maker: the draft with the given fields."""
+    def make(draft: TrainDraft) -> TrainDraft:
+        return replace(draft, **fields)
+    return make
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """`code`: the constructor, formatted with `params` (an expression) and the
@@ -52,10 +86,25 @@ class OptimizerSpec:
     hyper: dict
     samples: tuple
     conditions: tuple = field(default_factory=tuple)
+    infeasible: Mapping = field(default_factory=dict)
 
     @property
     def row(self) -> str:
         return f"optim:{self.name}"
+
+    def drafts(self) -> list:
+        """The coverage drafts (the first plain): >= 4 steps with the plain and the visible
+        hyper-parameters, parameters in another order with the target not marked leaf and no
+        model_reset, step_single accumulation, a parameter outside the graph, float32, a
+        batch_size other than the number of calls, a weight's gradient exactly 0 at some steps
+        with a parameter absent from some steps' graphs, every memory layout on the parameters."""
+        plain, visible = self.samples[0], self.samples[-1]
+        return [TrainDraft(plain), TrainDraft(visible, steps=5),
+                TrainDraft(plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
+                TrainDraft(visible, steps=2, chunks=2), TrainDraft(plain, unused=True),
+                TrainDraft(visible, dtype="float32"), TrainDraft(visible, steps=2, chunks=3, divisor=2),
+                TrainDraft(visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2)),
+                TrainDraft(visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layout=SPREAD)]
 
     def render(self, params: str, hyper: dict) -> str:
         return self.code.format(params=params, **hyper)
@@ -78,32 +127,33 @@ BETA = st.floats(0.0, 0.99)
 EPS = _log_uniform(1e-8, 0.1)   # sometimes comparable to sqrt(v): then it matters
 
 COMMON = (
-    Condition(">= 4 steps", lambda u: u.steps >= 4),
-    Condition(">= 2 parameters", lambda u: u.params >= 2),
-    Condition("step_single accumulation", lambda u: u.accumulate),
-    Condition("parameters not in graph order", lambda u: u.shuffled),
-    Condition("target not marked leaf", lambda u: not u.target_leaf),
-    Condition("no model_reset", lambda u: not u.reset),
-    Condition("a parameter outside the graph", lambda u: u.unused),
-    Condition("float32", lambda u: u.dtype == "float32"),
-    # TODO(pairs): makers on the optimizer rows' draft (the arguments of coverage.train_run):
-    # count_differs: a chunked step with divisor != chunks (e.g. chunks=3, divisor=2);
-    # zero_gradient: zero_steps=(1,) with steps >= 3; absent_some_steps: unused=True,
-    # extra_steps=(0, 2) with steps >= 3.
-    Condition("step_single batch_size != calls", lambda u: u.count_differs),
-    Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient),
-    Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps),
+    Condition(">= 4 steps", lambda u: u.steps >= 4, lambda d: replace(d, steps=max(d.steps, 4))),
+    Condition(">= 2 parameters", lambda u: u.params >= 2, lambda d: d),   # the trained model has four
+    Condition("step_single accumulation", lambda u: u.accumulate, train_field(chunks=2)),
+    Condition("parameters not in graph order", lambda u: u.shuffled, train_field(order=(3, 1, 2, 0))),
+    Condition("target not marked leaf", lambda u: not u.target_leaf, train_field(target_leaf=False)),
+    Condition("no model_reset", lambda u: not u.reset, train_field(reset=False)),
+    Condition("a parameter outside the graph", lambda u: u.unused, train_field(unused=True)),
+    Condition("float32", lambda u: u.dtype == "float32", train_field(dtype="float32")),
+    Condition("step_single batch_size != calls", lambda u: u.count_differs,
+              lambda d: replace(d, chunks=max(d.chunks, 2), divisor=max(d.chunks, 2) + 1)),
+    Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient,
+              lambda d: replace(d, steps=max(d.steps, 3), zero_steps=(1,))),
+    Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps,
+              lambda d: replace(d, steps=max(d.steps, 3), unused=True, extra_steps=(0, 2))),
     # The layout regimes (registry.regimes, group "layout"): parameters whose values are views
     # in another memory layout, as `load_state_dict` of a Fortran-ordered array or
     # `w.value = view` leave them -- the optimizer updates them (in place where nothing else
-    # refers to the array). TODO(pairs): their maker sets the draft's `layouts`
-    # (`regimes.spread_layouts` of the parameters' shapes).
-) + tuple(Condition(layout.name, lambda u, key=key: layout_reached(key, u.layouts, u.shapes), group="layout")
+    # refers to the array). The maker gives the layout to every parameter whose shape takes it.
+) + tuple(Condition(layout.name, lambda u, key=key: layout_reached(key, u.layouts, u.shapes),
+                    train_field(layout=key), group="layout")
           for key, layout in LAYOUTS.items())
 
 
-def _visible(key: str, name: str, test):
-    return Condition(name, lambda u: key in u.hyper and test(u.hyper[key]))
+def _visible(key: str, name: str, test, value):
+    """A hyper-parameter in the range where it visibly matters; its maker sets `value`."""
+    return Condition(name, lambda u: key in u.hyper and test(u.hyper[key]),
+                     lambda d: replace(d, hyper={**d.hyper, key: value}))
 
 
 _LIST = [
@@ -113,22 +163,22 @@ _LIST = [
     OptimizerSpec("SGD_Momentum", "SGD_Momentum({params}, beta={beta!r}, lr={lr!r})",
                   lambda params, h: torch.optim.SGD(params, lr=h["lr"], momentum=h["beta"]),
                   {"lr": LR, "beta": BETA}, ({"lr": 0.05, "beta": 0.9}, {"lr": 0.1, "beta": 0.5}),
-                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5),)),
+                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5, 0.9),)),
     OptimizerSpec("RMSProp", "RMSProp({params}, beta={beta!r}, lr={lr!r}, eps={eps!r})",
                   lambda params, h: torch.optim.RMSprop(params, lr=h["lr"], alpha=h["beta"], eps=h["eps"]),
                   {"lr": LR, "beta": BETA, "eps": EPS},
                   ({"lr": 0.01, "beta": 0.9, "eps": 1e-8}, {"lr": 0.05, "beta": 0.5, "eps": 0.05}),
-                  COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2),
-                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9))),
+                  COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
+                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9, 0.5))),
     OptimizerSpec("Adam", "Adam({params}, beta1={beta1!r}, beta2={beta2!r}, eps={eps!r}, lr={lr!r})",
                   lambda params, h: torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
                                                      eps=h["eps"]),
                   {"lr": LR, "beta1": BETA, "beta2": st.floats(0.5, 0.9999), "eps": EPS},
                   ({"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
                    {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 0.05}),
-                  COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2),
-                            _visible("beta1", "beta1 <= 0.9", lambda b: b <= 0.9),
-                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99))),
+                  COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
+                            _visible("beta1", "beta1 <= 0.9", lambda b: b <= 0.9, 0.5),
+                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99, 0.9))),
 ]
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}

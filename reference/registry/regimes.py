@@ -212,11 +212,11 @@ def _offset(spec, use: Use) -> bool:
     return any(has_offset(use.values[i]) for i in scaled(spec, use.args))
 
 
-def offset_input_condition() -> Condition:
+def offset_input_condition(make=None) -> Condition:
     """The large-offset regime of a layer that normalises (`LayerSpec.offset`): its input is
     the Module's input, whose entries have a large offset and a small spread
     (`LayerUse.offset`; the coverage pass and random Modules give such batches)."""
-    return Condition(OFFSET, lambda use: use.offset, group="magnitude")
+    return Condition(OFFSET, lambda use: use.offset, make, group="magnitude")
 
 
 def magnitude_values(spec: OpSpec, regime: str, args, shapes, dtypes, arrays) -> list:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -251,11 +251,11 @@ class OpSpec:
         """The rule's conditions, the op's own, and those its flags imply."""
         extra = []
         if self.exact_kinks:
-            extra.append(Condition("exact kink point", _at_exact_kink(self)))
+            extra.append(Condition("exact kink point", _at_exact_kink(self), _values("kinks")))
         if self.wide_range:
             extra.append(Condition("large magnitudes",
                                    lambda use: use.values is not None and any(
-                                       np.any(np.abs(v) > 100) for v in use.values)))
+                                       np.any(np.abs(v) > 100) for v in use.values), _values("wide")))
         regimes = _REGIMES[0].conditions(self) if _REGIMES else ()
         return tuple(self.rule.conditions) + tuple(self.conditions) + tuple(extra) + tuple(regimes)
 
@@ -283,6 +283,11 @@ def install_regimes(table) -> None:
     `table.samples(spec)` join each OpSpec's conditions and coverage samples
     (`reference.registry.regimes` installs itself; this module cannot import it)."""
     _REGIMES[:] = [table]
+
+
+def _values(kind: str):
+    """Maker: the sample's values filled as `kind` ("kinks", "wide")."""
+    return lambda sample: replace(sample, values=kind)
 
 
 def _at_exact_kink(spec: OpSpec):

@@ -90,6 +90,10 @@ TENSOR_CONDITIONS = (
     Condition("float32", lambda u: "float32" in u.dtypes, make=lambda d: replace(d, dtype="float32")),
 ) + tuple(_layout(key) for key in LAYOUTS)
 
+TENSOR_INFEASIBLE: dict = {}
+"""Pairs of the tensor row's conditions that cannot meet: none (its graphs have two learnable
+inputs, one per mode, and a layout applies to every input whose shape takes it)."""
+
 _DRAFTS = (
     TensorSample("fan-out", ("keep", "keep")),
     TensorSample("fan-out", ("new_value", "assign"), seed=22),

@@ -5,11 +5,14 @@ run -- a plain `pytest` -- nothing is written and there is no budget):
 
 - `PYGRAD_CHECK_DIR`: a fresh directory; each pytest process appends JSON lines to its own
   `<worker>.jsonl` (`runstate.streams`): `collected`, `start`, `tick` (examples so far), `finding`
-  (as soon as one is found, shrunk), `test` (per-row statistics and conditions of a test);
+  (as soon as one is found, shrunk), `test` (per-row statistics, conditions and pairs of
+  conditions reached together in one use, of a test);
 - `PYGRAD_CHECK_START` / `PYGRAD_CHECK_DEADLINE`: when the run started and when drawing must
-  stop (epoch seconds). The coverage pass always runs in full; each random test then gets a
-  share of the time left that follows evidence (`share`): more for tests whose rows still
-  have rarely reached conditions, and whose examples are cheap;
+  stop (epoch seconds). The coverage pass always runs in full; the pair samples (a test per
+  coverage unit, in order) then run until one deadline, PAIR_SHARE of the time left when the
+  first of them starts; each random test then gets a share of the time left that follows
+  evidence (`share`): more for tests whose rows still have rarely reached conditions, and
+  whose examples are cheap;
 - `PYGRAD_CHECK_EXAMPLES`: a fixed number of examples per random test instead of time;
 - `PYGRAD_CHECK_SEED`, `PYGRAD_CHECK_ONLY`, `PYGRAD_CHECK_SHARD` ("I/N"),
   `PYGRAD_CHECK_TIMEOUT` (seconds one example may take).
@@ -42,6 +45,7 @@ BUDGET_SPENT = "pygrad-check: time budget spent"
 TICK_SECONDS = 0.5
 DEFAULT_TIMEOUT = 10.0
 INFLIGHT_BYTES = 1 << 20
+PAIR_SHARE = 0.6      # the share of the time left after the coverage pass the pair samples may take
 
 
 def gate_mode() -> bool:
@@ -107,7 +111,7 @@ def weight(rows: list, hits: dict, costs: dict) -> float:
 @dataclass
 class TestStats:
     nodeid: str
-    kind: str                       # "coverage" | "random"
+    kind: str                       # "coverage" | "pairs" | "random"
     deadline: float
     began: float = field(default_factory=time.time)
     examples: int = 0
@@ -115,6 +119,7 @@ class TestStats:
     invalid: int = 0
     set_aside: int = 0
     rows: dict = field(default_factory=dict)    # row -> [examples, max torch, max fd or None, Counter]
+    pairs: dict = field(default_factory=dict)   # row -> {(a, b)}: conditions reached in one use (a < b)
     bounds: dict = field(default_factory=dict)  # row -> [max torch is a bound, max fd is a bound]
     findings: list = field(default_factory=list)
 
@@ -123,6 +128,7 @@ class _State:
     writer: Writer | None = None
     current: TestStats | None = None
     tests: dict = {}                # random test nodeid -> declared rows
+    pair_tests: dict = {}           # pair-sample test nodeid -> its rows
     conditions: dict = {}           # row -> the conditions it must reach (every row of the report)
     stream: Stream | None = None
     known: list = []                # signatures of every finding seen (this run)
@@ -143,13 +149,18 @@ def _write(record: dict) -> None:
     S.writer.write(record)
 
 
-def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None) -> None:
+def collected(n: int, random_tests: dict, coverage_tests: int, rows: list, conditions: dict | None = None,
+              pair_tests: dict | None = None, feasible: dict | None = None, infeasible: dict | None = None) -> None:
     """The tests of this process's session: their count, the random ones' rows, how many
-    make the coverage pass, and the report's rows with their conditions (`rows`: those the
-    run reports; `conditions`: row -> conditions of every row, for the time shares)."""
+    make the coverage pass, the pair-sample tests' rows, and the report's rows with their
+    conditions (`rows`: those the run reports; `conditions`: row -> conditions of every row,
+    for the time shares), feasible pairs and declared infeasible ones (row -> [[a, b], ...])."""
     S.tests = dict(random_tests)
+    S.pair_tests = dict(pair_tests or {})
     S.conditions = dict(conditions or {})
-    _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows})
+    _write({"kind": "collected", "tests": n, "coverage_tests": coverage_tests, "rows": rows,
+            "feasible_pairs": {row: p for row, p in (feasible or {}).items() if row in dict(rows)},
+            "infeasible_pairs": {row: p for row, p in (infeasible or {}).items() if row in dict(rows)}})
 
 
 def _poll() -> list:
@@ -168,11 +179,25 @@ def _poll() -> list:
     return new
 
 
+def pair_deadline(now: float) -> float:
+    """The pair-sample tests' one deadline: PAIR_SHARE of the time left when the first of
+    them started, in any process (this one, now, if none has)."""
+    _poll()
+    t0 = float(os.environ.get(ENV_START, _T0))
+    first = min([t0 + r["t"] for r in S.stream.records if r.get("kind") == "start" and r["test"] in S.pair_tests],
+                default=now)
+    return first + PAIR_SHARE * (float(os.environ[ENV_DEADLINE]) - first)
+
+
 def begin(nodeid: str, kind: str) -> None:
-    """Start a test. A random test's deadline is its share of the time left."""
+    """Start a test. A random test's deadline is its share of the time left; the pair-sample
+    tests share one (`pair_deadline`): they run in their order until it passes."""
     now = time.time()
     deadline = math.inf
-    if gate_mode() and kind == "random" and os.environ.get(ENV_DEADLINE) and fixed_examples() is None:
+    timed = gate_mode() and os.environ.get(ENV_DEADLINE) and fixed_examples() is None
+    if timed and kind == "pairs":
+        deadline = pair_deadline(now)
+    if timed and kind == "random":
         _poll()
         records = S.stream.records
         started = {r["test"] for r in records if r.get("kind") == "start"}
@@ -228,13 +253,19 @@ def max_is_bound(old: float, old_bound: bool, new: float, new_bound: bool) -> bo
     return old_bound and new_bound
 
 
-def record(conditions: dict, outcome) -> None:
-    """One judged example: its rows' worst error ratios (and whether each is a bound) and
-    the conditions it reached."""
+def record(uses, outcome) -> None:
+    """One judged example: its rows' worst error ratios (and whether each is a bound), the
+    conditions it reached, and the pairs of conditions reached together in one use (`uses`:
+    [(row, conditions)], one per use, as `condition_sets()` of a case gives them)."""
     t = S.current
     if t is None:
         return
     t.examples += 1
+    conditions: dict = {}
+    for row, conds in uses:
+        conditions.setdefault(row, set()).update(conds)
+        ranked = sorted(conds)
+        t.pairs.setdefault(row, set()).update((a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:])
     for row, conds in conditions.items():
         stats = t.rows.setdefault(row, [0, 0.0, None, Counter()])
         bounds = t.bounds.setdefault(row, [False, False])
@@ -305,10 +336,10 @@ def end(outcome: str) -> None:
         _write({"kind": "tick", "examples": S.unticked})
         S.unticked = 0
     rows = {row: [n, mt, mf, dict(c)] for row, (n, mt, mf, c) in t.rows.items()}
+    pairs = {row: sorted(map(list, p)) for row, p in t.pairs.items() if p}
     _write({"kind": "test", "test": t.nodeid, "kind_of_test": t.kind, "outcome": outcome, "examples": t.examples,
-            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "bounds": t.bounds,
-            "seconds": time.time() - t.began,
-            "findings": len(t.findings)})
+            "invalid": t.invalid, "set_aside": t.set_aside, "rows": rows, "bounds": t.bounds, "pairs": pairs,
+            "seconds": time.time() - t.began, "findings": len(t.findings)})
     S.current = None
 
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.registry import makers
 from reference.registry.rules.base import F32, FLOAT32, ZERO_D, Rule
 from reference.registry.spec import Condition, ErrorInput, Infeasible, Plan, Sample, axes_of, replace_args
 
@@ -21,19 +23,49 @@ def _axis_list(u) -> list:
     return [] if a is None else list(a) if isinstance(a, tuple) else [a]
 
 
+def _negative(axis, nd: int):
+    """`axis` with one named axis negative (-1 where none is named)."""
+    if isinstance(axis, int):
+        return axis - nd if axis >= 0 else axis
+    if axis:
+        return (axis[0] - nd if axis[0] >= 0 else axis[0],) + tuple(axis[1:])
+    return -1
+
+
+def _axis_maker(axis_of):
+    """Maker: `axis` set to `axis_of(axis, ndim)` on an operand of 2+ dims (a smaller one
+    gains leading dims of size 2)."""
+    def make(sample):
+        shape = tuple(sample.shapes[0])
+        if len(shape) < 2:
+            shape = (2,) * (2 - len(shape)) + shape
+            sample = makers.reshaped(sample, (shape,) + tuple(sample.shapes[1:]))
+        axis = sample.args.get("axis", "default")
+        return replace(sample, args={**sample.args, "axis": axis_of(None if axis == "default" else axis, len(shape))})
+    return make
+
+
 class Reduce(Rule):
     """sum / mean / std over `axis` (None, an int, a tuple; negatives) with `keepdims`."""
 
     name = "reduce"
     conditions = (
         FLOAT32, ZERO_D,
-        Condition("axis=None", lambda u: _axis(u) is None and u.ndims[0] >= 2),
-        Condition("one axis", lambda u: isinstance(_axis(u), int) and u.ndims[0] >= 2),
-        Condition("negative axis", lambda u: any(a < 0 for a in _axis_list(u))),
-        Condition("tuple of axes", lambda u: isinstance(_axis(u), tuple) and len(_axis(u)) > 1),
-        Condition("empty tuple of axes", lambda u: _axis(u) == ()),
-        Condition("keepdims=True", lambda u: bool(u.args.get("keepdims"))),
-        Condition("keepdims=False", lambda u: not u.args.get("keepdims")))
+        Condition("axis=None", lambda u: _axis(u) is None and u.ndims[0] >= 2, _axis_maker(lambda a, nd: None),
+                  group="axis form"),
+        Condition("one axis", lambda u: isinstance(_axis(u), int) and u.ndims[0] >= 2,
+                  _axis_maker(lambda a, nd: 0), group="axis form"),
+        Condition("negative axis", lambda u: any(a < 0 for a in _axis_list(u)), _axis_maker(_negative)),
+        Condition("tuple of axes", lambda u: isinstance(_axis(u), tuple) and len(_axis(u)) > 1,
+                  _axis_maker(lambda a, nd: (0, nd - 1)), group="axis form"),
+        Condition("empty tuple of axes", lambda u: _axis(u) == (), _axis_maker(lambda a, nd: ()), group="axis form"),
+        Condition("keepdims=True", lambda u: bool(u.args.get("keepdims")), makers.args(keepdims=True),
+                  group="keepdims"),
+        Condition("keepdims=False", lambda u: not u.args.get("keepdims"), makers.args(keepdims=False),
+                  group="keepdims"))
+    infeasible = {**makers.excludes(ZERO_D.name, ["axis=None", "one axis", "negative axis", "tuple of axes"],
+                                    "a 0-D operand has no axis to name (axis=None counts for 2+ dims)"),
+                  **makers.excludes("negative axis", ["axis=None", "empty tuple of axes"], "no axis is named")}
 
     def samples(self, spec):
         kinks = "kinks" if spec.fd_min_side > 1 else "smooth"   # a single-entry row is a kink
@@ -84,6 +116,19 @@ def axis_args(draw, shape):
 
 
 # ---------------------------------------------------------------------------- softmax
+def _softmax_1d(sample):
+    """Maker: a 1-D operand (the draft's last axis), softmax along it."""
+    shape = tuple(sample.shapes[0])[-1:] or (3,)
+    return replace(makers.reshaped(sample, (shape,)), args={**sample.args, "axis": -1})
+
+
+def _softmax_axis_of_one(sample):
+    """Maker: the softmax axis (default -1) of size 1."""
+    shape = list(sample.shapes[0])
+    shape[sample.args.get("axis", -1)] = 1
+    return makers.reshaped(sample, (tuple(shape),))
+
+
 class Softmax(Rule):
     """Along one axis of a tensor of ndim >= 1; a non-last axis is where Jacobian slips hide."""
 
@@ -91,10 +136,14 @@ class Softmax(Rule):
     min_dims = 1
     conditions = (
         FLOAT32,
-        Condition("non-last axis", lambda u: u.args["axis"] % u.ndims[0] != u.ndims[0] - 1),
-        Condition("negative axis", lambda u: u.args["axis"] < 0 and u.args["axis"] != -1),
-        Condition("1-D operand", lambda u: u.ndims[0] == 1),
-        Condition("axis of size 1", lambda u: u.shapes[0][u.args["axis"]] == 1))
+        Condition("non-last axis", lambda u: u.args["axis"] % u.ndims[0] != u.ndims[0] - 1,
+                  _axis_maker(lambda a, nd: -nd if a is not None and a < 0 else 0)),
+        Condition("negative axis", lambda u: u.args["axis"] < 0 and u.args["axis"] != -1,
+                  _axis_maker(lambda a, nd: -nd)),
+        Condition("1-D operand", lambda u: u.ndims[0] == 1, _softmax_1d),
+        Condition("axis of size 1", lambda u: u.shapes[0][u.args["axis"]] == 1, _softmax_axis_of_one))
+    infeasible = makers.excludes("1-D operand", ["non-last axis", "negative axis"],
+                                 "a 1-D operand's only axis is its last (-1)")
 
     def samples(self, spec):
         return [Sample(((2, 3),)), Sample(((2, 3),), {"axis": 0}), Sample(((2, 3, 4),), {"axis": -2}),
@@ -114,14 +163,45 @@ class Softmax(Rule):
 
 
 # ---------------------------------------------------------------------------- layout ops
+def _reshape_maker(fit):
+    """Maker of `x.reshape(target)`: (operand shape, target) = `fit(shape, target)`."""
+    def make(sample):
+        shape, target = fit(tuple(sample.shapes[0]), tuple(sample.args["shape"]))
+        return replace(makers.reshaped(sample, (shape,)), args={**sample.args, "shape": target})
+    return make
+
+
+def _with_minus_one(shape, target):
+    if not target:
+        return shape, (-1,)
+    return shape, (-1,) + target[1:] if -1 not in target else target
+
+
+def _to_0d(shape, target):
+    return (1,) * len(shape), ()
+
+
+def _from_0d(shape, target):
+    return (), tuple(-1 if t == -1 else 1 for t in target)
+
+
+def _adds_dims(shape, target):
+    if not shape:
+        raise Infeasible("a 0-D operand has no dims to add to")
+    target = target or (math.prod(shape),)
+    return shape, target + (1,) * max(0, len(shape) + 1 - len(target))
+
+
 class Reshape(Rule):
     name = "reshape"
     conditions = (
         FLOAT32,
-        Condition("-1 in the shape", lambda u: -1 in tuple(u.args["shape"])),
-        Condition("to 0-D", lambda u: len(u.args["shape"]) == 0),
-        Condition("from 0-D", lambda u: u.ndims[0] == 0),
-        Condition("adds dims", lambda u: len(u.args["shape"]) > u.ndims[0] > 0))
+        Condition("-1 in the shape", lambda u: -1 in tuple(u.args["shape"]), _reshape_maker(_with_minus_one)),
+        Condition("to 0-D", lambda u: len(u.args["shape"]) == 0, _reshape_maker(_to_0d)),
+        Condition("from 0-D", lambda u: u.ndims[0] == 0, _reshape_maker(_from_0d)),
+        Condition("adds dims", lambda u: len(u.args["shape"]) > u.ndims[0] > 0, _reshape_maker(_adds_dims)))
+    infeasible = {**makers.excludes("to 0-D", ["-1 in the shape", "adds dims"], "the target () has no entries"),
+                  **makers.excludes("from 0-D", ["adds dims"], "a 0-D operand has no dims to add to")}
 
     def samples(self, spec):
         return [Sample(((2, 3),), {"shape": (3, 2)}), Sample(((2, 3),), {"shape": (-1,)}),
@@ -173,13 +253,31 @@ def _perm(u):
     return tuple(range(nd))[::-1] if axes is None else tuple(a % nd for a in axes)
 
 
+def _permutation_maker(perm_of, min_dims: int = 1):
+    """Maker of `x.transpose(axes)`: axes = `perm_of(axes, ndim)` on an operand of at least
+    `min_dims` dims (a smaller one gains leading dims of size 2)."""
+    def make(sample):
+        shape = tuple(sample.shapes[0])
+        if len(shape) < min_dims:
+            shape = (2,) * (min_dims - len(shape)) + shape
+            sample = makers.reshaped(sample, (shape,))
+        nd = len(shape)
+        axes = sample.args.get("axes")
+        axes = tuple(range(nd))[::-1] if axes is None or len(axes) != nd else tuple(axes)
+        return replace(sample, args={**sample.args, "axes": perm_of(axes, nd)})
+    return make
+
+
 class Transpose(Rule):
     name = "transpose"
     conditions = (
         FLOAT32,
-        Condition("explicit permutation", lambda u: u.args.get("axes") is not None),
-        Condition("not its own inverse", lambda u: tuple(np.argsort(_perm(u))) != _perm(u)),
-        Condition("negative axes", lambda u: any(a < 0 for a in (u.args.get("axes") or ()))))
+        Condition("explicit permutation", lambda u: u.args.get("axes") is not None,
+                  _permutation_maker(lambda axes, nd: axes)),
+        Condition("not its own inverse", lambda u: tuple(np.argsort(_perm(u))) != _perm(u),
+                  _permutation_maker(lambda axes, nd: tuple(axes[1:]) + tuple(axes[:1]), min_dims=3)),
+        Condition("negative axes", lambda u: any(a < 0 for a in (u.args.get("axes") or ())),
+                  _permutation_maker(lambda axes, nd: (axes[0] - nd if axes[0] >= 0 else axes[0],) + axes[1:])))
 
     def samples(self, spec):
         return [Sample(((2, 3),)), Sample(((2, 3, 4),)), Sample(((2, 3, 4),), {"axes": (1, 2, 0)}),
@@ -201,14 +299,29 @@ class Transpose(Rule):
         return draw_plan()
 
 
+def _at_least_2d(shape) -> tuple:
+    shape = tuple(shape)
+    return shape if len(shape) >= 2 else (2,) * (2 - len(shape)) + shape
+
+
+def _square(sample):
+    """Maker: the operand's last two sizes equal (2+ dims)."""
+    shape = _at_least_2d(sample.shapes[0])
+    return makers.reshaped(sample, (shape[:-1] + shape[-2:-1],))
+
+
 class SwapLast(Rule):
     """`.T`: the last two axes swapped; 0-D and 1-D tensors are returned as is."""
 
     name = "T"
     conditions = (FLOAT32,
-                  Condition("0-D or 1-D (itself)", lambda u: u.ndims[0] < 2),
-                  Condition("batched (3+ dims)", lambda u: u.ndims[0] > 2),
-                  Condition("square", lambda u: u.ndims[0] >= 2 and u.shapes[0][-1] == u.shapes[0][-2]))
+                  Condition("0-D or 1-D (itself)", lambda u: u.ndims[0] < 2,
+                            lambda s: makers.reshaped(s, (tuple(s.shapes[0][-1:]),))),
+                  Condition("batched (3+ dims)", lambda u: u.ndims[0] > 2,
+                            lambda s: makers.reshaped(s, ((2,) + _at_least_2d(s.shapes[0]),))),
+                  Condition("square", lambda u: u.ndims[0] >= 2 and u.shapes[0][-1] == u.shapes[0][-2], _square))
+    infeasible = makers.excludes("0-D or 1-D (itself)", ["batched (3+ dims)", "square"],
+                                 "the others need 2+ dims")
 
     def samples(self, spec):
         return [Sample(((2, 3),)), Sample(((3,),)), Sample(((),)), Sample(((2, 3, 4),)), Sample(((3, 3),)),

@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.registry import makers
 from reference.registry.spec import Condition, Plan, Sample, Use
 
 MAX_SIZE = 256     # largest tensor a program may hold
@@ -44,21 +45,22 @@ def one_element(use: Use, i: int) -> bool:
 
 
 SIDES = ("left", "right")
-FLOAT32 = Condition("float32", lambda u: "float32" in u.dtypes)
-ZERO_D = Condition("0-D operand", lambda u: 0 in u.ndims)
+FLOAT32 = Condition("float32", lambda u: "float32" in u.dtypes, makers.float32)
+ZERO_D = Condition("0-D operand", lambda u: 0 in u.ndims, makers.zero_d(0), group="operand shape")
 
 
 def array_operand(side: str, i: int) -> Condition:
     """Operand i is a plain ndarray, not a Tensor (`x - c`, `x @ c`): a constant that gets no
     gradient work."""
-    return Condition(f"{side} a plain array", lambda u: len(u.roles) > i and u.roles[i] == "array")
+    return Condition(f"{side} a plain array", lambda u: len(u.roles) > i and u.roles[i] == "array",
+                     makers.array_operand(i))
 
 
 def mixed(side: str) -> Condition:
     """Operands of different float dtypes, the float32 one on `side`."""
     i = SIDES.index(side)
-    return Condition(f"mixed dtypes, float32 {side}",
-                     lambda u: len(set(u.dtypes)) > 1 and u.dtypes[i] == "float32")
+    return Condition(f"mixed dtypes, float32 {side}", lambda u: len(set(u.dtypes)) > 1 and u.dtypes[i] == "float32",
+                     makers.mixed(i), group="mixed dtypes")
 
 
 class Rule:
@@ -114,7 +116,8 @@ class Elementwise(Rule):
 
     name = "elementwise"
     conditions = (FLOAT32, ZERO_D,
-                  Condition("1-element operand", lambda u: len(u.shapes[0]) > 0 and math.prod(u.shapes[0]) == 1))
+                  Condition("1-element operand", lambda u: len(u.shapes[0]) > 0 and math.prod(u.shapes[0]) == 1,
+                            makers.one_element(0), group="operand shape"))
 
     def samples(self, spec):
         out = [Sample(((2, 3),)), Sample(((),)), Sample(((1,),)), Sample(((2, 3),), dtypes=F32)]

@@ -2,30 +2,49 @@
 from __future__ import annotations
 
 import math
+import zlib
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.registry import makers
 from reference.registry.rules.base import (F32, FLOAT32, MATMUL, MAX_SIZE, SIDES, ZERO_D, Rule, array_operand,
                                            broadcast_out, gains_dims, mixed, one_element, sample_rng, stretched)
-from reference.registry.spec import Condition, ErrorInput, Plan, Sample, replace_args
+from reference.registry.spec import Condition, ErrorInput, Infeasible, Plan, Sample, replace_args
 from reference.value_strategies import constant
 
 
 # ---------------------------------------------------------------------------- binary broadcasting
+SIDE_FORMS = ("size-1 dim stretched", "gains leading dims", "0-D", "1-element")
+USED_TWICE = Condition("operand used twice", lambda u: u.same_operand, makers.same_operand)
+
+
 class Broadcast(Rule):
     """Two operands broadcast against each other, in any pattern, either side."""
 
     name = "broadcast"
     conditions = (FLOAT32,) + tuple(
-        c for side in SIDES for c in (
-            Condition(f"{side} size-1 dim stretched", lambda u, i=SIDES.index(side): stretched(u, i)),
-            Condition(f"{side} gains leading dims", lambda u, i=SIDES.index(side): gains_dims(u, i)),
-            Condition(f"{side} 0-D", lambda u, i=SIDES.index(side): len(u.shapes[i]) == 0
-                      and len(broadcast_out(u)) > 0),
-            Condition(f"{side} 1-element", lambda u, i=SIDES.index(side): one_element(u, i)),
-            mixed(side))) + (Condition("operand used twice", lambda u: u.same_operand), array_operand("right", 1))
+        c for i, side in enumerate(SIDES) for c in (
+            Condition(f"{side} size-1 dim stretched", lambda u, i=i: stretched(u, i), makers.stretched(i)),
+            Condition(f"{side} gains leading dims", lambda u, i=i: gains_dims(u, i), makers.gains_dims(i)),
+            Condition(f"{side} 0-D", lambda u, i=i: len(u.shapes[i]) == 0 and len(broadcast_out(u)) > 0,
+                      makers.zero_d(i)),
+            Condition(f"{side} 1-element", lambda u, i=i: one_element(u, i), makers.one_element(i)),
+            mixed(side))) + (USED_TWICE, array_operand("right", 1))
+    infeasible = {
+        **makers.excludes([f"{side} 0-D" for side in SIDES], [f"{s} {form}" for s in SIDES for form in SIDE_FORMS],
+                          "a 0-D operand has no dims; the output has the other operand's shape"),
+        **makers.excludes("left 1-element", ["right 1-element", "right size-1 dim stretched"],
+                          "all the left operand's dims are 1: the output's dims are the right operand's"),
+        **makers.excludes("right 1-element", ["left size-1 dim stretched"],
+                          "all the right operand's dims are 1: the output's dims are the left operand's"),
+        **makers.excludes("left gains leading dims", ["right gains leading dims"],
+                          "one operand has as many dims as the output"),
+        **makers.excludes("operand used twice", [f"{side} {form}" for side in SIDES for form in SIDE_FORMS]
+                          + [f"mixed dtypes, float32 {side}" for side in SIDES] + ["right a plain array"],
+                          "one tensor in both slots: one shape, one dtype, a Tensor")}
 
     def samples(self, spec):
         out = [Sample(((2, 3), (2, 3))),
@@ -79,6 +98,23 @@ def fit_constant(sample: Sample, x: tuple) -> Sample:
     aligned = (1,) * (c.ndim - len(x)) + x[-c.ndim:] if c.ndim else ()
     new = tuple(1 if n == 1 else (m if m > 1 else widest) for n, m in zip(c.shape, aligned[-c.ndim:]))
     return replace_args(sample, const=np.resize(c, new))
+def const_rng(shape) -> np.random.Generator:
+    """The values of a constant a maker makes: fixed per shape."""
+    return np.random.default_rng(zlib.crc32(repr(shape).encode()))
+
+
+def _float64_constant(sample):
+    """Maker: a float32 tensor and a float64 array constant (of the tensor's shape, if the
+    constant was a Python float)."""
+    const = sample.args.get("const")
+    if not isinstance(const, np.ndarray):
+        const = np.asarray(const_rng(sample.shapes[0]).uniform(0.5, 2.5, sample.shapes[0]))
+    return replace(sample, dtypes=("float32",), args={**sample.args, "const": np.asarray(const, dtype=np.float64)})
+
+
+FLOAT64_CONSTANT = Condition("float64 constant on a float32 tensor",
+                             lambda u: u.dtypes[0] == "float32" and isinstance(u.args.get("const"), np.ndarray)
+                             and u.args["const"].dtype == np.float64, _float64_constant)
 
 
 class Reflected(Rule):
@@ -91,13 +127,25 @@ class Reflected(Rule):
         self.const_domain = const_domain
         self.conditions = (
             FLOAT32, ZERO_D,
-            Condition("scalar constant", lambda u: not isinstance(u.args.get("const"), np.ndarray)),
-            Condition("array constant", lambda u: isinstance(u.args.get("const"), np.ndarray)),
+            Condition("scalar constant", lambda u: not isinstance(u.args.get("const"), np.ndarray),
+                      self._with_const(lambda s: None), group="constant"),
+            Condition("array constant", lambda u: isinstance(u.args.get("const"), np.ndarray),
+                      self._with_const(lambda s: s.shapes[0]), group="constant"),
             Condition("constant stretches the tensor", lambda u: isinstance(u.args.get("const"), np.ndarray)
-                      and np.broadcast_shapes(u.args["const"].shape, u.shapes[0]) != u.shapes[0]),
-            Condition("float64 constant on a float32 tensor",
-                      lambda u: u.dtypes[0] == "float32" and isinstance(u.args.get("const"), np.ndarray)
-                      and u.args["const"].dtype == np.float64))
+                      and np.broadcast_shapes(u.args["const"].shape, u.shapes[0]) != u.shapes[0],
+                      self._with_const(lambda s: (2,) + tuple(s.shapes[0]))),
+            FLOAT64_CONSTANT)
+        self.infeasible = makers.excludes("scalar constant", ["constant stretches the tensor",
+                                                              FLOAT64_CONSTANT.name], "a Python float is no array")
+
+    def _with_const(self, shape_of):
+        """Maker: the constant replaced by one of shape `shape_of(sample)` (None: a Python
+        float) in the constant's dtype (float64 unless it is a float32 array)."""
+        def make(sample):
+            shape, old = shape_of(sample), sample.args.get("const")
+            dtype = old.dtype if isinstance(old, np.ndarray) else "float64"
+            return replace(sample, args={**sample.args, "const": self._const(const_rng(shape), shape, dtype)})
+        return make
 
     def _const(self, rng, shape, dtype="float64"):
         if shape is None:
@@ -138,16 +186,24 @@ POW_EXPONENTS = (2.0, 3.0, 0.5, 1.5, 2.5, -1.0, -2.0, -0.5, 0.0, 1.0)
 _REAL_EXPONENTS = (2.0, 3.0, 0.0, 1.0)   # fine for any base
 
 
+def _fractional(p) -> bool:
+    return p != round(p)
+
+
 class PowScalar(Rule):
     """`x ** p` for a Python float p: p is drawn to fit the base's sign class."""
 
     name = "pow_scalar"
     conditions = (FLOAT32, ZERO_D,
-                  Condition("p == 2", lambda u: u.args["p"] == 2),
-                  Condition("p == 0", lambda u: u.args["p"] == 0),
-                  Condition("p == 1", lambda u: u.args["p"] == 1),
-                  Condition("negative p", lambda u: u.args["p"] < 0),
-                  Condition("fractional p", lambda u: u.args["p"] != round(u.args["p"])))
+                  Condition("p == 2", lambda u: u.args["p"] == 2, makers.args(p=2.0), group="p"),
+                  Condition("p == 0", lambda u: u.args["p"] == 0, makers.args(p=0.0), group="p"),
+                  Condition("p == 1", lambda u: u.args["p"] == 1, makers.args(p=1.0), group="p"),
+                  Condition("negative p", lambda u: u.args["p"] < 0,
+                            lambda s: replace(s, args={**s.args, "p": -0.5 if _fractional(s.args["p"]) else -2.0})),
+                  Condition("fractional p", lambda u: _fractional(u.args["p"]),
+                            lambda s: replace(s, args={**s.args, "p": -0.5 if s.args["p"] < 0 else 1.5})))
+    infeasible = makers.excludes(("p == 2", "p == 0", "p == 1"), ["negative p", "fractional p"],
+                                 "p is a non-negative integer there")
 
     def samples(self, spec):
         out = [Sample(((2, 3),), {"p": 3.0})]
@@ -169,6 +225,58 @@ def _batch(s: tuple) -> tuple:
     return s[:-2]
 
 
+def _matrix(s: tuple, n: int, slot: int) -> tuple:
+    """The matrix part of matmul operand `s` (contraction size n) at `slot`, 2-D."""
+    return tuple(s[-2:]) if len(s) >= 2 else ((2, n) if slot == 0 else (n, 3))
+
+
+def _matmul_maker(shapes_of):
+    """Maker: matmul operands `shapes_of(left, right, n, same)` (n: the contraction size;
+    `same`: one tensor in both slots, which must then get one shape)."""
+    def make(sample):
+        left, right = _two_slots(sample)
+        new = shapes_of(tuple(left), tuple(right), left[-1], sample.same_operand)
+        if sample.same_operand and new[0] != new[1]:
+            raise Infeasible("one tensor in both slots has one shape")
+        return makers.reshaped(sample, new)
+    return make
+
+
+def _two_slots(sample):
+    if len(sample.shapes) < 2:
+        raise Infeasible("needs two operand slots")
+    return sample.shapes
+
+
+def _shared(slot: int):
+    """The operand at `slot` batched, the other's batch 1 (x @ x: both (1, n, n))."""
+    def shapes_of(left, right, n, same):
+        if same:
+            return ((1, n, n),) * 2
+        mine, other = (left, right) if slot == 0 else (right, left)
+        mine = (2,) + _matrix(mine, n, slot)
+        if len(other) < 2 or math.prod(_batch(other)) > 1:
+            other = _matrix(other, n, 1 - slot)
+        return (mine, other) if slot == 0 else (other, mine)
+    return shapes_of
+
+
+MATMUL_SHAPES = {
+    "left 1-D": lambda left, right, n, same: ((n,), (n,) if same else right),
+    "right 1-D": lambda left, right, n, same: ((n,) if same else left, (n,)),
+    "batched left, shared right": _shared(0),
+    "batched right, shared left": _shared(1),
+    "broadcast batch dims": lambda left, right, n, same: ((2, 1) + _matrix(left, n, 0), (3,) + _matrix(right, n, 1)),
+}
+
+
+def _used_twice(sample):
+    """Maker: one tensor in both slots of `@` (square in its last two dims)."""
+    left = tuple(_two_slots(sample)[0])
+    square = left if len(left) == 1 else left[:-2] + (left[-1], left[-1])
+    return makers.same_operand(makers.reshaped(sample, (square, square)))
+
+
 class Matmul(Rule):
     """`a @ b` with np.matmul semantics: 1-D operands, broadcast batch dims."""
 
@@ -176,15 +284,25 @@ class Matmul(Rule):
     min_dims = 1
     conditions = (
         FLOAT32, mixed("left"), mixed("right"),
-        Condition("left 1-D", lambda u: u.ndims[0] == 1),
-        Condition("right 1-D", lambda u: u.ndims[1] == 1),
+        Condition("left 1-D", lambda u: u.ndims[0] == 1, _matmul_maker(MATMUL_SHAPES["left 1-D"])),
+        Condition("right 1-D", lambda u: u.ndims[1] == 1, _matmul_maker(MATMUL_SHAPES["right 1-D"])),
         Condition("batched left, shared right", lambda u: u.ndims[0] > 2 and u.ndims[1] >= 2
-                  and math.prod(_batch(u.shapes[1])) == 1),
+                  and math.prod(_batch(u.shapes[1])) == 1, _matmul_maker(MATMUL_SHAPES["batched left, shared right"])),
         Condition("batched right, shared left", lambda u: u.ndims[1] > 2 and u.ndims[0] >= 2
-                  and math.prod(_batch(u.shapes[0])) == 1),
+                  and math.prod(_batch(u.shapes[0])) == 1, _matmul_maker(MATMUL_SHAPES["batched right, shared left"])),
         Condition("broadcast batch dims", lambda u: min(u.ndims) > 2 and _batch(u.shapes[0]) != _batch(u.shapes[1])
-                  and math.prod(_batch(u.shapes[0])) > 1 and math.prod(_batch(u.shapes[1])) > 1),
-        Condition("operand used twice", lambda u: u.same_operand), array_operand("right", 1))
+                  and math.prod(_batch(u.shapes[0])) > 1 and math.prod(_batch(u.shapes[1])) > 1,
+                  _matmul_maker(MATMUL_SHAPES["broadcast batch dims"])),
+        replace(USED_TWICE, make=_used_twice), array_operand("right", 1))
+    infeasible = {
+        **makers.excludes(("left 1-D", "right 1-D"), ["batched left, shared right", "batched right, shared left",
+                                                      "broadcast batch dims"],
+                          "a 1-D operand has no batch dims, and a batched one needs 2+ dims on the other side"),
+        **makers.excludes("broadcast batch dims", ["batched left, shared right", "batched right, shared left"],
+                          "broadcast batch dims need a batch of 2+ on both sides; shared means a batch of 1"),
+        **makers.excludes("operand used twice", ["broadcast batch dims", "mixed dtypes, float32 left",
+                                                 "mixed dtypes, float32 right", "right a plain array"],
+                          "one tensor in both slots: one batch shape, one dtype, a Tensor")}
 
     def samples(self, spec):
         return [Sample(((2, 3), (3, 4))), Sample(((2, 3), (3, 4)), arrays=(1,)), Sample(((3,), (2, 3, 4)), arrays=(1,)),
@@ -226,6 +344,17 @@ def matmul_partner(draw, shape, slot):
     return other_batch + ((n, side) if slot == 0 else (side, n))
 
 
+def _const_matmul(sample, shapes_of):
+    """Maker of `c @ x`: the constant (left) and the tensor (right) get the shapes
+    `shapes_of(left, right, n, False)` gives matmul's operands; a new constant keeps the
+    old one's dtype."""
+    const = np.asarray(sample.args["const"])
+    left, right = shapes_of(const.shape, tuple(sample.shapes[0]), const.shape[-1], False)
+    if left != const.shape:
+        const = np.asarray(const_rng(left).uniform(-2, 2, left), dtype=const.dtype)
+    return replace(makers.reshaped(sample, (right,)), args={**sample.args, "const": const})
+
+
 class ReflectedMatmul(Rule):
     """`c @ x` with an array constant on the left."""
 
@@ -233,12 +362,15 @@ class ReflectedMatmul(Rule):
     min_dims = 1
     conditions = (
         FLOAT32,
-        Condition("1-D constant", lambda u: np.ndim(u.args["const"]) == 1),
-        Condition("1-D tensor", lambda u: u.ndims[0] == 1),
+        Condition("1-D constant", lambda u: np.ndim(u.args["const"]) == 1,
+                  lambda s: _const_matmul(s, MATMUL_SHAPES["left 1-D"])),
+        Condition("1-D tensor", lambda u: u.ndims[0] == 1, lambda s: _const_matmul(s, MATMUL_SHAPES["right 1-D"])),
         Condition("batched constant, shared tensor", lambda u: np.ndim(u.args["const"]) > 2 and u.ndims[0] >= 2
-                  and math.prod(_batch(u.shapes[0])) == 1),
-        Condition("float64 constant on a float32 tensor",
-                  lambda u: u.dtypes[0] == "float32" and np.asarray(u.args["const"]).dtype == np.float64))
+                  and math.prod(_batch(u.shapes[0])) == 1,
+                  lambda s: _const_matmul(s, MATMUL_SHAPES["batched left, shared right"])),
+        FLOAT64_CONSTANT)
+    infeasible = makers.excludes("batched constant, shared tensor", ["1-D constant", "1-D tensor"],
+                                 "the batched constant needs 3+ dims and the tensor 2+")
 
     def samples(self, spec):
         r = sample_rng(spec)
@@ -273,13 +405,15 @@ class Conv(Rule):
     name = "conv2d"
     conditions = (
         FLOAT32, mixed("left"), mixed("right"),
-        Condition("stride > 1", lambda u: u.args.get("stride", 1) > 1),
-        Condition("padding > 0", lambda u: u.args.get("padding", 0) > 0),
-        Condition("outC > 1", lambda u: u.shapes[0][1] > 1),
-        Condition("inC > 1", lambda u: u.shapes[0][2] > 1),
-        Condition("batch > 1", lambda u: u.shapes[1][0] > 1),
-        Condition("per-sample kernel", lambda u: u.shapes[0][0] > 1),
-        Condition("1x1 kernel", lambda u: u.shapes[0][3:] == (1, 1)), array_operand("input", 1))
+        Condition("stride > 1", lambda u: u.args.get("stride", 1) > 1, makers.args(stride=2)),
+        Condition("padding > 0", lambda u: u.args.get("padding", 0) > 0, makers.args(padding=1)),
+        Condition("outC > 1", lambda u: u.shapes[0][1] > 1, makers.dims(0, a1=2)),
+        Condition("inC > 1", lambda u: u.shapes[0][2] > 1, lambda s: makers.dims(1, a1=2)(makers.dims(0, a2=2)(s))),
+        Condition("batch > 1", lambda u: u.shapes[1][0] > 1, makers.dims(1, a0=2)),
+        Condition("per-sample kernel", lambda u: u.shapes[0][0] > 1,
+                  lambda s: makers.dims(1, a0=2)(makers.dims(0, a0=2)(s))),
+        Condition("1x1 kernel", lambda u: u.shapes[0][3:] == (1, 1), makers.dims(0, a3=1, a4=1)),
+        array_operand("input", 1))
 
     def samples(self, spec):
         k, x = (1, 1, 1, 2, 2), (1, 1, 3, 3)

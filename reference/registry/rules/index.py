@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from reference.registry import makers
 from reference.registry.rules.base import F32, FLOAT32, Rule
 from reference.registry.spec import Condition, ErrorInput, Infeasible, Plan, Sample
 from reference.value_strategies import R, floats, scalar
@@ -288,7 +289,7 @@ class Masked(Index):
     def __init__(self):
         super().__init__("idcs")
         self.conditions += (Condition("nonzero fill value", lambda u: u.args.get("value", 0.0) != 0,
-                                      lambda s: dataclasses.replace(s, args={**s.args, "value": 1.5})),)
+                                      makers.args(value=1.5)),)
 
     def samples(self, spec):
         return super().samples(spec) + [Sample(((4, 3),), {"idcs": (np.array([0, 3]),), "value": 1.5}),
