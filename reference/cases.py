@@ -127,7 +127,7 @@ class ModuleCase(Conditions):
         out = [(MODULE_ROW, frozenset(self.calls.conditions()))]
         offset = any(has_offset(x) for x, _ in self.calls.batches)   # the first layer's input
         out += [(layer.spec.row, frozenset(layer_conditions(LayerUse(layer, acts[i], sizes, spec.dtype,
-                                                                     offset=offset and i == 0)))))
+                                                                     offset=offset and i == 0))))
                 for i, layer in enumerate(spec.layers)]
         loss = MODULE_LOSSES[spec.loss]
         if loss.op:

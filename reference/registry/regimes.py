@@ -238,7 +238,8 @@ def magnitude_values(spec: OpSpec, regime: str, args, shapes, dtypes, arrays) ->
             flat = a.reshape(-1)
             k = np.arange(flat.size)
             sub = np.where(flat < 0, -1.0, 1.0) * np.finfo(dtypes[i]).tiny * 2.0 ** -(1 + k % 20)
-            flat[::2] = sub[::2]
+            at = np.flatnonzero(flat != 0)[::2]   # exact kink points (zeros) stay
+            flat[at] = sub[at]
             out[i] = a
     elif regime == OFFSET:
         for i in slots:
@@ -261,7 +262,8 @@ def _magnitude_regime(name: str, fits, test, doc: str, domains=SCALED_DOMAINS) -
             raise Infeasible(f"{spec.name}: no operand in a domain of {domains}")
         if not has_scale(spec, name, sample.args, sample.shapes, sample.operand_dtypes()):
             raise Infeasible(f"{spec.name}: no {name} scale for arguments {dict(sample.args)}")
-        values = "smooth" if sample.values in ("kinks", "wide") else sample.values
+        keep = ("kinks",) if name == "subnormal values" else ()   # subnormals go beside exact zeros
+        values = "smooth" if sample.values in ("kinks", "wide") and sample.values not in keep else sample.values
         return dataclasses.replace(sample, magnitude=name, values=values)
     return Regime(name, "magnitude", fits, test, make, fd=False, doc=doc)
 
@@ -344,14 +346,28 @@ REGIMES = tuple(
 """Every input regime, in report order."""
 
 _NEED_SIDES = [LAYOUTS[k].name for k in ("transposed", "reversed", "strided", "fortran")]
+_NEED_TWO_AXES = [LAYOUTS[k].name for k in ("transposed", "fortran")] + ["square matrices",
+                                                                          "equal sizes on different axes"]
 ONE_OPERAND = ("0-D operand", "1-element operand")   # conditions of the (only) operand of a unary op
+AT_MOST_1D = ("1-D operand", "1-D tensor", "0-D or 1-D (itself)", "1-D prediction")
+"""Rules' conditions that keep every operand a regime could lay out or size at most 1-D."""
+NEED_A_SIDE = ("left size-1 dim stretched", "right size-1 dim stretched", "left 1-element", "right 1-element",
+               "broadcast batch dims", "outC > 1", "inC > 1", "batch > 1", "per-sample kernel", OFFSET)
+"""Rules' conditions (and the offset regime) that need an operand with a side > 1 (the offset: a
+spread, two entries in one operand)."""
 EXCLUDED = (
     [("size 1 on every axis", name, "this layout changes something only where an operand has a side > 1")
      for name in _NEED_SIDES]
-    + [("0-D operand", name, "a 0-D operand has no axes to lay out or to size")
-       for name in _NEED_SIDES + ["square matrices", "equal sizes on different axes", "size 1 on every axis"]]
-    + [("1-element operand", name, "a 1-element operand has no side > 1")
-       for name in _NEED_SIDES + ["square matrices", "equal sizes on different axes"]])
+    + [("size 1 on every axis", name, "it needs an operand with a side > 1") for name in NEED_A_SIDE]
+    + [(name, regime, "a 0-D operand has no axes to lay out or to size")
+       for name in ("0-D operand", "from 0-D")
+       for regime in _NEED_SIDES + ["square matrices", "equal sizes on different axes", "size 1 on every axis"]]
+    + [(name, regime, "a 1-element operand has no side > 1")
+       for name in ("1-element operand", "to 0-D") for regime in _NEED_SIDES + ["square matrices",
+                                                                                "equal sizes on different axes"]]
+    + [(name, OFFSET, "a 1-element operand has no spread") for name in ONE_OPERAND]
+    + [(name, regime, "an operand of at most one axis has no two axes to transpose, order or size alike")
+       for name in AT_MOST_1D for regime in _NEED_TWO_AXES])
 """(condition, condition, why) that no example reaches together (the conditions of
 ONE_OPERAND: for unary ops, whose one operand they describe)."""
 

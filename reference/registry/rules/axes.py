@@ -123,8 +123,12 @@ def _softmax_1d(sample):
 
 
 def _softmax_axis_of_one(sample):
-    """Maker: the softmax axis (default -1) of size 1."""
+    """Maker: the softmax axis of size 1 -- a new leading axis 0 where the operand has 2+
+    dims (its last two keep their sizes: a transposed view and square matrices stay
+    possible), else the axis (default -1) itself."""
     shape = list(sample.shapes[0])
+    if len(shape) >= 2:
+        return replace_args(makers.reshaped(sample, ((1,) + tuple(shape),)), axis=0)
     shape[sample.args.get("axis", -1)] = 1
     return makers.reshaped(sample, (tuple(shape),))
 

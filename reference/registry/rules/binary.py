@@ -369,8 +369,10 @@ class ReflectedMatmul(Rule):
                   and math.prod(_batch(u.shapes[0])) == 1,
                   lambda s: _const_matmul(s, MATMUL_SHAPES["batched left, shared right"])),
         FLOAT64_CONSTANT)
-    infeasible = makers.excludes("batched constant, shared tensor", ["1-D constant", "1-D tensor"],
-                                 "the batched constant needs 3+ dims and the tensor 2+")
+    infeasible = {**makers.excludes("batched constant, shared tensor", ["1-D constant", "1-D tensor"],
+                                    "the batched constant needs 3+ dims and the tensor 2+"),
+                  **makers.excludes("batched constant, shared tensor", ["equal sizes on different axes"],
+                                    "a shared tensor's batch sizes are 1: only its last two sizes exceed 1")}
 
     def samples(self, spec):
         r = sample_rng(spec)
