@@ -36,11 +36,14 @@ CANDIDATE_BASES = 3     # base drafts tried per side of a pair (besides the plai
 
 @dataclass(frozen=True)
 class Built:
-    """A draft, the case built from it, and the conditions that case's use of the row reaches."""
+    """A draft, the case built from it, and the conditions that case's use of the row reaches;
+    `recipe`: how the draft was made -- (index of its base draft, then the conditions whose
+    makers were applied, in order), so `Builder.replay` makes it again without a search."""
 
     draft: object
     case: object = field(compare=False)
     reached: frozenset
+    recipe: tuple = field(default=(), compare=False)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Builder:
         self.feasible = set(feasible)
         self._memo: dict = {}
         self._keys: dict = {}
+        self._recipes: dict = {}    # draft key -> its recipe (the first way found)
 
     def key(self, draft) -> str:
         """The draft's `stable_repr`, remembered per draft object (held, so its id stays its own)."""
@@ -95,41 +99,64 @@ class Builder:
             held = self._keys[id(draft)] = (draft, stable_repr(draft))
         return held[1]
 
-    def judge(self, draft) -> Built | None:
-        """The draft built and judged (None: no case can be made of it). Memoized."""
+    def judge(self, draft, recipe: tuple = ()) -> Built | None:
+        """The draft built and judged (None: no case can be made of it). Memoized; the
+        draft's recipe is the first one given for it."""
         key = self.key(draft)
+        recipe = self._recipes.setdefault(key, recipe)
         if key not in self._memo:
             try:
                 case = self.kind.build(draft)
-                self._memo[key] = Built(draft, case, frozenset(self.kind.reached(case)))
+                self._memo[key] = Built(draft, case, frozenset(self.kind.reached(case)), recipe)
             except Infeasible:
                 self._memo[key] = None
         return self._memo[key]
 
-    def apply(self, draft, name: str):
-        """`draft` made to reach condition `name` (unchanged if it does); Infeasible if it has
-        no maker or the maker cannot."""
-        built = self.judge(draft)
-        if built is not None and name in built.reached:
-            return draft
+    def make(self, draft, name: str, recipe: tuple) -> tuple:
+        """(draft, recipe) made by condition `name`'s maker; Infeasible if it has none or the
+        maker cannot."""
         if self.makers.get(name) is None:
             raise Infeasible(f"{name!r} has no maker")
-        return self.makers[name](draft)
+        return self.makers[name](draft), recipe + (name,)
 
-    def meet(self, base, first: str, second: str) -> Built | None:
-        """`base` made to reach `first`, then `second`: the result if it reaches both."""
+    def apply(self, draft, name: str, recipe: tuple = ()) -> tuple:
+        """(draft, recipe) made to reach condition `name` (unchanged if it does)."""
+        built = self.judge(draft, recipe)
+        if built is not None and name in built.reached:
+            return draft, recipe
+        return self.make(draft, name, recipe)
+
+    def meet(self, base, first: str, second: str, recipe: tuple = ()) -> Built | None:
+        """Draft `base` (made by `recipe`) made to reach `first`, then `second`: the result if
+        it reaches both."""
         try:
-            built = self.judge(self.apply(self.apply(base, first), second))
+            draft, recipe = self.apply(base, first, recipe)
+            built = self.judge(*self.apply(draft, second, recipe))
         except Infeasible:
             return None
         return built if built is not None and {first, second} <= built.reached else None
+
+    def replay(self, recipes) -> list:
+        """The drafts of `recipes` (`Built.recipe`) made again and judged, without a search;
+        None in place of one that no longer builds."""
+        bases = self.kind.bases()
+        out = []
+        for index, *names in recipes:
+            try:
+                draft, recipe = bases[index], (index,)
+                for name in names:
+                    draft, recipe = self.make(draft, name, recipe)
+                out.append(self.judge(draft, recipe))
+            except (Infeasible, IndexError):
+                out.append(None)
+        return out
 
     def pairs(self, reached) -> set:
         return pairs_of(reached, self.order) & self.feasible
 
     # ------------------------------------------------------------------ the construction
     def cover(self) -> Cover:
-        bases = [b for b in map(self.judge, self.kind.bases()) if b is not None]
+        bases = [b for b in (self.judge(d, (i,)) for i, d in enumerate(self.kind.bases())) if b is not None]
         covered = set().union(*(self.pairs(b.reached) for b in bases))
         uncovered = [p for p in sorted(self.feasible, key=self._rank) if p not in covered]
         todo = set(uncovered)
@@ -176,7 +203,7 @@ class Builder:
             starts = [(x, first, second) for x in bases for first, second in ((a, b), (b, a))]
         out = {}
         for base, first, second in starts:
-            built = self.meet(base.draft, first, second)
+            built = self.meet(base.draft, first, second, base.recipe)
             if built is not None:
                 out.setdefault(self.key(built.draft), built)
                 if not near:
@@ -194,7 +221,7 @@ class Builder:
             if any(tuple(sorted((name, c), key=self.order.__getitem__)) not in self.feasible for c in chosen):
                 continue
             try:
-                grown = self.judge(self.makers[name](built.draft))
+                grown = self.judge(*self.make(built.draft, name, built.recipe))
             except Infeasible:
                 continue
             if grown is not None and chosen | {name} <= grown.reached and gain(grown) > gain(built):

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.coverage import engine_case, layer_case, module_sample_case, op_case, tensor_case, train_case
-from reference.covering import Cover, cover, stable_repr
+from reference import covering_cache
+from reference.covering import Builder, Cover, stable_repr
 from reference.oracles.oracle import InvalidExample, Oracle
 from reference.programs.interpreters import run_numpy
 from reference.registry import (ENGINE_ROW, LAYERS, LOSS_OPS, MODULE_ROW, OPS, OPTIMIZERS, Infeasible, SpecError,
@@ -139,11 +140,21 @@ def _engine_case(sample):
 
 @functools.lru_cache(maxsize=None)
 def row_cover(row: str) -> Cover:
-    """The row's covering drafts (see `reference.covering`), once per process."""
+    """The row's covering drafts (see `reference.covering`), once per process: replayed from
+    the recipes on disk when the registry has not changed (`reference.covering_cache`),
+    else built and kept there (a replayed Cover's `bases` are not judged: [])."""
     kind = row_kind(row)
     if kind is None:
         return Cover([], [], [])
-    return cover(kind, row_pairs(row).feasible)
+    builder = Builder(kind, row_pairs(row).feasible)
+    kept = covering_cache.load(row)
+    if kept is not None:
+        samples = builder.replay(kept["samples"])
+        if None not in samples:
+            return Cover(samples, [], [tuple(p) for p in kept["unreached"]])
+    built = builder.cover()
+    covering_cache.store(row, [b.recipe for b in built.samples], built.unreached)
+    return built
 
 
 def pair_cases(row: str) -> list:

@@ -16,8 +16,9 @@ import dataclasses
 
 import pytest
 
+from reference import covering_cache
 from reference.coverage import row_cases
-from reference.covering import Builder, cover
+from reference.covering import Builder, cover, stable_repr
 from reference.gate import report
 from reference.pairs import pair_cases, row_cover, row_kind
 from reference.registry import LAYERS, LOSS_OPS, OPS, OPTIMIZERS, Condition, pairs_of, row_pairs
@@ -25,6 +26,16 @@ from reference.registry import LAYERS, LOSS_OPS, OPS, OPTIMIZERS, Condition, pai
 KINDS = {"ops": [s.row for s in list(OPS.values()) + list(LOSS_OPS.values())],
          "layers": [s.row for s in LAYERS.values()], "module": ["module"],
          "optimizers": [s.row for s in OPTIMIZERS.values()], "engine": ["engine"], "tensor": ["tensor"]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_kept_coverings(tmp_path_factory):
+    """The covering arrays are built here, not replayed from a cache another run kept."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(covering_cache.ENV_CACHE, str(tmp_path_factory.mktemp("coverings")))
+        row_cover.cache_clear()
+        yield
+    row_cover.cache_clear()
 
 
 def reached_pairs(row: str, cases) -> set:
@@ -69,6 +80,32 @@ def test_the_figures_of_pairs():
     n = sum(len(row_pairs(row).conditions) for row in rows)
     assert total == sum(len(row_pairs(r).conditions) * (len(row_pairs(r).conditions) - 1) // 2 for r in rows)
     assert n > 0 and 0 < by_coverage < feasible / 2 < total / 2 and wrong == []
+
+
+# ---------------------------------------------------------------------------- kept on disk
+@pytest.mark.parametrize("row", ["add", "getitem", "layer:AddNorm", "optim:Adam", "tensor"])
+def test_a_covering_replayed_from_its_recipes_is_the_one_built(row):
+    kind = row_kind(row)
+    built = cover(kind, row_pairs(row).feasible).samples
+    replayed = Builder(kind, row_pairs(row).feasible).replay([b.recipe for b in built])
+    assert built and [stable_repr(b.draft) for b in replayed] == [stable_repr(b.draft) for b in built]
+    assert [b.reached for b in replayed] == [b.reached for b in built]
+
+
+def test_row_cover_keeps_its_recipes_and_rebuilds_a_stale_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(covering_cache.ENV_CACHE, str(tmp_path))
+    row_cover.cache_clear()
+    first = row_cover("rmatmul")
+    kept = covering_cache.load("rmatmul")
+    assert kept["samples"] == [list(b.recipe) for b in first.samples] and kept["unreached"] == []
+    row_cover.cache_clear()
+    assert [stable_repr(b.draft) for b in row_cover("rmatmul").samples] == [stable_repr(b.draft) for b in first.samples]
+    covering_cache.store("rmatmul", [[10 ** 6, "float32"]], [])      # a recipe that no longer builds
+    row_cover.cache_clear()
+    again = row_cover("rmatmul")
+    assert [stable_repr(b.draft) for b in again.samples] == [stable_repr(b.draft) for b in first.samples]
+    assert covering_cache.load("rmatmul")["samples"] == kept["samples"]
+    row_cover.cache_clear()
 
 
 # ---------------------------------------------------------------------------- the checks can fail
