@@ -45,7 +45,7 @@ BUDGET_SPENT = "pygrad-check: time budget spent"
 TICK_SECONDS = 0.5
 DEFAULT_TIMEOUT = 10.0
 INFLIGHT_BYTES = 1 << 20
-PAIR_SHARE = 0.6      # the share of the time left after the coverage pass the pair samples may take
+PAIR_SHARE = 0.8      # the share of the time left after the coverage pass the pair samples may take
 
 
 def gate_mode() -> bool:
