@@ -11,7 +11,6 @@ its budget.
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
 
 import numpy as np

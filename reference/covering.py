@@ -49,8 +49,9 @@ class Built:
 @dataclass
 class Cover:
     """`samples`: the drafts made for the pairs, each covering pairs none before it did (the
-    most first); `bases`: the base drafts that could be built; `unreached`: feasible pairs no
-    candidate reached (a maker cannot make them, or every draft reaching them was invalid)."""
+    most first); `bases`: the base drafts that could be built ([] when the samples were
+    replayed from their recipes); `unreached`: feasible pairs no candidate reached (a maker
+    cannot make them, or every draft reaching them was invalid)."""
 
     samples: list
     bases: list

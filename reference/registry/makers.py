@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import numpy as np
-
 from reference.registry.spec import Infeasible, Sample
 
 
