@@ -271,8 +271,10 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
 def check_grad_arrays(prog, values, oracle: Oracle, env, p: int) -> None:
     """Every graded tensor's `.grad` is a writeable ndarray that no other one shares: the
     contract's "in-place writes to x.grad affect x only" (`x.grad[...] = 0`, `x.grad += g`),
-    whatever arrays the engine passed around."""
-    grads = {name: env[name].grad for name in prog.graded}
+    whatever arrays the engine passed around. (A name bound to the same Tensor as another,
+    as `x.T` of a 1-D x is, counts once.)"""
+    tensors = {id(env[name]): name for name in reversed(prog.graded)}   # `x.T` of a 1-D x is x itself
+    grads = {name: env[name].grad for name in prog.graded if tensors[id(env[name])] == name}
     problems = [f"{name}.grad is a {type(g).__name__}" + ("" if type(g) is not np.ndarray else " that is read-only")
                 for name, g in grads.items() if type(g) is not np.ndarray or not g.flags.writeable]
     held = [(name, g) for name, g in grads.items() if type(g) is np.ndarray and g.size]
