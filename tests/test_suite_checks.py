@@ -252,3 +252,20 @@ def test_fd_is_not_run_where_a_masked_cce_target_ties():
     assert not fd.clear and "kink" in fd.why
     values[target] = np.array([[[0.6, 0.4], [0.3, 0.7]]])
     assert program_fd.fd_derivative(prog, values, v, 1e-5).clear
+
+
+def test_grads_that_are_not_arrays_of_their_own_are_an_invariant_finding(monkeypatch):
+    prog, vals = _program("add", [(3,), (3,)])
+    check_program(prog, vals, seed=0)      # correct pygrad: every .grad its own array
+    monkeypatch.setattr(Tensor, "grad", property(lambda self: self._grad, Tensor.grad.fset))   # no copy
+    with pytest.raises(Mismatch) as e:
+        check_program(prog, vals, seed=0)
+    assert e.value.check == "invariant" and e.value.row == "engine"
+    assert "share memory" in e.value.message
+    namespace = {}
+    exec(e.value.reproducer, namespace)
+    test = next(f for name, f in namespace.items() if name.startswith("test_"))
+    with pytest.raises(AssertionError):
+        test()
+    monkeypatch.undo()
+    test()

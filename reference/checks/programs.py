@@ -76,6 +76,8 @@ def check_program(prog: Program, values, seed: int, fd: bool = False, passes: in
             break
         with parts.part():
             check_grads(prog, values, oracle, env, out, p, passes, isolate, values_right=values_right)
+        with parts.part():
+            check_grad_arrays(prog, values, oracle, env, p)
         if not parts.ok:
             break
     if fd and parts.ok:
@@ -264,6 +266,31 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
                             regression(prog, values, oracle, "fd", fd=(v, fd.d, tol)),
                             "the program's gradient")
     out.err_fd, out.fd_bound = worst, worst_bound
+
+
+def check_grad_arrays(prog, values, oracle: Oracle, env, p: int) -> None:
+    """Every graded tensor's `.grad` is a writeable ndarray that no other one shares: the
+    contract's "in-place writes to x.grad affect x only" (`x.grad[...] = 0`, `x.grad += g`),
+    whatever arrays the engine passed around. (A name bound to the same Tensor as another,
+    as `x.T` of a 1-D x is, counts once.)"""
+    tensors = {id(env[name]): name for name in reversed(prog.graded)}   # `x.T` of a 1-D x is x itself
+    grads = {name: env[name].grad for name in prog.graded if tensors[id(env[name])] == name}
+    problems = [f"{name}.grad is a {type(g).__name__}" + ("" if type(g) is not np.ndarray else " that is read-only")
+                for name, g in grads.items() if type(g) is not np.ndarray or not g.flags.writeable]
+    held = [(name, g) for name, g in grads.items() if type(g) is np.ndarray and g.size]
+    problems += [f"{a}.grad and {b}.grad share memory" for i, (a, ga) in enumerate(held) for b, gb in held[i + 1:]
+                 if np.may_share_memory(ga, gb) and np.shares_memory(ga, gb)]
+    if problems:
+        names = ", ".join(grads)
+        check = [f"tensors = [{names}{',' if len(grads) == 1 else ''}]",
+                 "grads = [t.grad for t in tensors]",
+                 "assert all(type(g) is np.ndarray and g.flags.writeable for g in grads)",
+                 "assert not any(np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1:])"]
+        raise mismatch_at("invariant", prog, values, oracle, None,
+                          "after backward" + (f"(reset_grad=False) #{p}" if p else "()") + ": " + "; ".join(problems)
+                          + " (each .grad must be a writeable ndarray of its own)", printer.describe(prog, prog.root),
+                          regression(prog, values, None, "invariant", passes=p + 1, extra=check),
+                          ".grad an array of its own")
 
 
 # ---------------------------------------------------------------------------- reproducers

@@ -16,7 +16,8 @@ the first draft that takes it). The random phase draws them through `layouts_for
   prints it in reproducers.
 - Magnitudes (group "magnitude"): near the op's overflow or underflow threshold (the
   scales `OpSpec.overflow` / `underflow` of its error model), subnormal entries, a large
-  offset with a small spread (entries with `OpSpec.offset`). Torch is the oracle there;
+  offset with a small spread (entries with `OpSpec.offset`), exact small integers (the 0s,
+  1s and ties where rules branch). Torch is the oracle there;
   finite differences do not run.
 - Shapes (group "shape"): square matrices, equal sizes on different axes, size 1 on every
   axis; the rule re-fits its shape-dependent arguments (`Rule.refit`).
@@ -191,6 +192,23 @@ def _subnormal(spec, use: Use) -> bool:
     return False
 
 
+SMALL_INTEGERS = "exact small integers"
+INTEGER_LEVELS = {"real": (-2.0, -1.0, 0.0, 1.0, 2.0), "pos": (1.0, 2.0), "nonzero": (-2.0, -1.0, 1.0, 2.0)}
+
+
+def _small_integers(spec, use: Use) -> bool:
+    return any(np.all(np.isin(np.asarray(use.values[i], dtype=np.float64), INTEGER_LEVELS[spec.domains(use.args)[i]]))
+               for i in scaled(spec, use.args) if np.size(use.values[i]))
+
+
+def as_small_integers(a, domain: str) -> np.ndarray:
+    """`a` (float64) mapped onto the levels of its domain in INTEGER_LEVELS (each entry to a
+    level picked by its own value, so the levels mix)."""
+    levels = np.array(INTEGER_LEVELS[domain])
+    a = np.asarray(a, dtype=np.float64)
+    return levels[(np.floor(np.abs(a) * 7919.0).astype(np.int64) + (a < 0)) % levels.size]
+
+
 def offset_of(dtype) -> float:
     """The offset of the large-offset regime: u ** (-1/3) as a power of two (2**18 for
     float64, 2**8 for float32), so that E[x**2] - E[x]**2 loses ~u**(1/3) relative accuracy,
@@ -244,6 +262,9 @@ def magnitude_values(spec: OpSpec, regime: str, args, shapes, dtypes, arrays) ->
     elif regime == OFFSET:
         for i in slots:
             out[i] = with_offset(out[i], dtypes[i], spec.domains(args)[i])
+    elif regime == SMALL_INTEGERS:
+        for i in slots:
+            out[i] = as_small_integers(out[i], spec.domains(args)[i])
     return out
 
 
@@ -337,6 +358,9 @@ REGIMES = tuple(
                          "the largest entries in [s/4, 2s], s the op's underflow scale (OpSpec.underflow)"),
        _magnitude_regime("subnormal values", lambda spec: True, _subnormal,
                          "every other entry a subnormal number of the operand's dtype", domains=("real",)),
+       _magnitude_regime(SMALL_INTEGERS, lambda spec: True, _small_integers,
+                         "every entry of the operands an integer in [-2, 2] of their domain: the exact 0s, "
+                         "1s and ties where a rule's special cases sit"),
        _magnitude_regime(OFFSET, lambda spec: spec.offset, _offset,
                          "entries c + x, |c| = u**(-1/3) (2**18 float64, 2**8 float32), |x| <= 3")]
     + [_shape_regime("square matrices", "square", _square, "the last two sizes of an operand equal (> 1)"),
