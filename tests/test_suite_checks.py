@@ -178,6 +178,18 @@ def test_learnable_false_check_sees_gradient_passing_through(monkeypatch):
     assert e.value.check in ("invariant", "structure") and e.value.row == "engine"
 
 
+def test_learnable_false_gradients_kept_across_backward_calls_are_caught(monkeypatch):
+    inputs = [Input("x0", (3,))]
+    prog, _ = with_loss(inputs, [Node("v1", "exp", ("x0",)), Node("v2", "tanh", ("v1",))])
+    vals = {"x0": np.array([0.3, -0.2, 0.1]), "w0": np.array([1.0, -2.0, 0.5])}
+    walk = Tensor._walk
+    monkeypatch.setattr(Tensor, "_walk", lambda self: (walk(self)[0], []))   # the stops are never reset
+    with pytest.raises(Mismatch) as e:
+        check_stop(prog, vals, 0, "v1")
+    assert e.value.check == "invariant" and e.value.what == "backward() resets learnable=False gradients"
+    assert e.value.reproducer.count("backward()") >= 2
+
+
 def test_deep_graph_passes_and_fails_on_a_wrong_chain(monkeypatch):
     check_deep_graph(5000)
     _break_backward(monkeypatch, "__neg__", lambda g: -g)   # -y passes g on unchanged

@@ -175,7 +175,29 @@ def check_stop(prog: Program, values, seed: int, stop: str) -> Outcome:
                            regression(prog, values, None, "structure", before=mark,
                                       extra=[f"assert {prog.root}.topo == [{', '.join(want)}]"]),
                            {"learnable=False node"}, "learnable=False topo", mermaid.flowchart(prog, stop)))
+    if not bad:
+        with parts.part():
+            _check_stop_again(prog, values, oracle, env, stop, mark)
     return parts.settle(out)
+
+
+def _check_stop_again(prog: Program, values, oracle, env, stop: str, mark: list) -> None:
+    """A second backward() (reset_grad=True zeroes every gradient in the graph first, the
+    learnable=False node's and what lies beyond it included) gives the same gradients."""
+    try:
+        backward_pygrad(env, prog.root)
+    except PygradRaised as e:
+        raise_error(prog, values, oracle, e, 1, before=mark)
+    for name in prog.graded:
+        problem, _, _ = judge(env[name].grad, oracle.grads(0)[name], prog.dtype(name), oracle.grad_tols(name))
+        if problem:
+            raise Mismatch("invariant", ENGINE_ROW, f"after a second backward(), the gradient of {name} differs "
+                           f"from torch's with {stop} detached: {problem} (reset_grad=True zeroes every gradient "
+                           "in the graph first)", printer.describe(prog, name),
+                           regression(prog, values, oracle, "invariant", before=mark,
+                                      calls=["backward()", "backward()"]),
+                           {"learnable=False node"}, "backward() resets learnable=False gradients",
+                           mermaid.flowchart(prog, stop))
 
 
 def deep_graph_script(steps: int, dtype: str = "float64") -> list:

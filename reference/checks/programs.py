@@ -74,10 +74,10 @@ def check_program(prog: Program, values, seed: int, fd: bool = False, passes: in
             with parts.part():
                 raise_error(prog, values, oracle if isolate else None, e, passes)
             break
+        with parts.part():    # first: what the first read of `.grad` hands out is what a user gets
+            check_grad_arrays(prog, values, oracle, env, p)
         with parts.part():
             check_grads(prog, values, oracle, env, out, p, passes, isolate, values_right=values_right)
-        with parts.part():
-            check_grad_arrays(prog, values, oracle, env, p)
         if not parts.ok:
             break
     if fd and parts.ok:

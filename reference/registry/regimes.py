@@ -390,6 +390,7 @@ EXCLUDED = (
        for name in ("1-element operand", "to 0-D") for regime in _NEED_SIDES + ["square matrices",
                                                                                 "equal sizes on different axes"]]
     + [(name, OFFSET, "a 1-element operand has no spread") for name in ONE_OPERAND]
+    + [("large magnitudes", SMALL_INTEGERS, "integers in [-2, 2] are not large")]
     + [(name, regime, "an operand of at most one axis has no two axes to transpose, order or size alike")
        for name in AT_MOST_1D for regime in _NEED_TWO_AXES])
 """(condition, condition, why) that no example reaches together (the conditions of

@@ -400,6 +400,35 @@ class ReflectedMatmul(Rule):
 
 
 # ---------------------------------------------------------------------------- conv2D
+CHUNKED_ABOVE = 2 * 2 ** 20
+"""Bytes of im2col matrix beyond which pygrad's conv2D surely forms it in chunks (twice its
+cache-sized threshold, docs/benchmarks.md), re-formed in backward: a code path of its own."""
+
+
+def im2col_bytes(kernel, x, args, dtypes) -> int:
+    """Size of conv2D's im2col matrix (C kH kW, B oH oW) in the narrowest operand dtype."""
+    s, p = args.get("stride", 1), args.get("padding", 0)
+    oh, ow = (x[2] + 2 * p - kernel[3]) // s + 1, (x[3] + 2 * p - kernel[4]) // s + 1
+    item = min(np.dtype(d).itemsize for d in dtypes)
+    return kernel[2] * kernel[3] * kernel[4] * x[0] * max(oh, 0) * max(ow, 0) * item
+
+
+def _chunked(u) -> bool:
+    return u.shapes[0][0] == 1 and im2col_bytes(u.shapes[0], u.shapes[1], u.args, u.dtypes) > CHUNKED_ABOVE
+
+
+def _make_chunked(sample: Sample) -> Sample:
+    """The input's sides grown until the im2col matrix is beyond CHUNKED_ABOVE (with room for
+    a stride or a smaller kernel applied after)."""
+    kernel, x = sample.shapes[0], sample.shapes[1]
+    if kernel[0] != 1:
+        raise Infeasible("a per-sample kernel takes the whole im2col matrix")
+    n = max(x[2], x[3], kernel[3], kernel[4])
+    while im2col_bytes(kernel, (x[0], x[1], n, n), sample.args, sample.operand_dtypes()) <= 5 * CHUNKED_ABOVE:
+        n = n * 5 // 4 + 1
+    return makers.reshaped(sample, (kernel, (x[0], x[1], n, n)))
+
+
 class Conv(Rule):
     """`kernel.conv2D(x, stride, padding)`: the anchor is x (B, C, H, W); the kernel
     (1 or B, outC, C, kH, kW) is the other operand, in slot 0."""
@@ -415,7 +444,11 @@ class Conv(Rule):
         Condition("per-sample kernel", lambda u: u.shapes[0][0] > 1,
                   lambda s: makers.dims(1, a0=2)(makers.dims(0, a0=2)(s))),
         Condition("1x1 kernel", lambda u: u.shapes[0][3:] == (1, 1), makers.dims(0, a3=1, a4=1)),
+        Condition("im2col in chunks", _chunked, _make_chunked),
         array_operand("input", 1))
+    infeasible = {
+        **makers.excludes("im2col in chunks", ["per-sample kernel"], "a per-sample kernel takes the whole matrix"),
+        **makers.excludes("im2col in chunks", ["size 1 on every axis"], "a 1x1 input makes a 1-column matrix")}
 
     def samples(self, spec):
         k, x = (1, 1, 1, 2, 2), (1, 1, 3, 3)
@@ -425,7 +458,9 @@ class Conv(Rule):
                 Sample(((1, 2, 2, 3, 2), (2, 2, 4, 4)), {"stride": 2, "padding": 1}),
                 Sample(((1, 2, 1, 2, 2), x), dtypes=F32 * 2),
                 Sample(((1, 2, 1, 2, 2), x), dtypes=("float32", "float64")),
-                Sample(((1, 2, 1, 2, 2), x), dtypes=("float64", "float32")), Sample(((1, 2, 1, 2, 2), x), arrays=(1,))]
+                Sample(((1, 2, 1, 2, 2), x), dtypes=("float64", "float32")), Sample(((1, 2, 1, 2, 2), x), arrays=(1,)),
+                Sample(((1, 2, 2, 3, 3), (2, 2, 96, 96)), {"padding": 1}),
+                Sample(((1, 2, 2, 3, 3), (2, 2, 192, 192)), {"stride": 2, "padding": 1})]
 
     def error_inputs(self, spec):
         return [ErrorInput(((1, 1, 2, 2, 2), (1, 1, 3, 3)), match=spec.op_name),
