@@ -148,7 +148,8 @@ def layer_case(d: LayerDraft):
 def train_case(name: str, d: TrainDraft) -> TrainCase:
     """A `TrainDraft` of optimizer `name` as a case (the options left at their defaults are
     not passed: the run's seed names only those given)."""
-    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused", "divisor", "extra_steps")
+    options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused", "divisor", "extra_steps",
+                                          "zero_grad")
                if getattr(d, k) != getattr(TrainDraft, k)}
     if d.layout:
         options["layouts"] = _trained_layouts(d.layout)

@@ -5,7 +5,7 @@ catch it does -- and that on correct pygrad the same check passes."""
 import numpy as np
 import pytest
 
-from pygrad import Adam, Dropout, Tensor
+from pygrad import SGD, Adam, Dropout, Tensor
 from reference.checks import Mismatch, Outcome
 from reference.checks.engine import check_backward_twice, check_deep_graph, check_stop, check_structure
 from reference.checks.layer_alone import DropoutRun, check_dropout
@@ -281,3 +281,19 @@ def test_grads_that_are_not_arrays_of_their_own_are_an_invariant_finding(monkeyp
         test()
     monkeypatch.undo()
     test()
+
+
+def test_step_single_rounds_without_zero_grad_restart_the_accumulation(monkeypatch):
+    case = train_run("SGD", {"lr": 0.1}, steps=3, chunks=2, zero_grad=False)
+    assert "step_single rounds without zero_grad" in case.conditions()["optim:SGD"]
+    case.run()                                     # correct pygrad: as with zero_grad()
+    original = SGD.step_single
+
+    def forgets_its_size(self, loss=None, batch_size=1, modify=False):
+        original(self, loss, batch_size, modify)
+        if modify:
+            self._accumulated = [None]             # the restart drops all but one slot
+    monkeypatch.setattr(SGD, "step_single", forgets_its_size)
+    with pytest.raises(Mismatch) as e:
+        case.run()
+    assert e.value.row == "optim:SGD"

@@ -49,7 +49,9 @@ class TrainRun:
     graph is given too, and enters the loss (`+ (extra * EXTRA_W).sum()`) at `extra_steps`
     only; `divisor`: step_single's `batch_size` (None: the one that makes the accumulated
     update equal a step on the whole batch); `layouts`: per parameter (`parameters()`), the
-    memory layout its value is given before training, where its shape takes it."""
+    memory layout its value is given before training, where its shape takes it; `zero_grad`:
+    False skips `optim.zero_grad()` before every step_single round but the first (step_single
+    restarts its accumulation after each update, so nothing changes: `zeroes`)."""
 
     spec: ModuleSpec
     seed: int
@@ -64,6 +66,7 @@ class TrainRun:
     divisor: int | None = None
     extra_steps: tuple = ()
     layouts: tuple = ()
+    zero_grad: bool = True
 
     @property
     def row(self) -> str:
@@ -88,8 +91,13 @@ class TrainRun:
                                           for k, c in enumerate(self.steps)),
                         zero_gradient=bool(zero_gradient_steps(self)),
                         absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps),
+                        no_zero_grad=not all(self.zeroes(k) for k in range(len(self.steps))),
                         layouts=tuple(self.layout_of(k, shape) for k, (_, shape) in enumerate(params)),
                         shapes=tuple(shape for _, shape in params))
+
+    def zeroes(self, k: int) -> bool:
+        """Whether step k starts with `optim.zero_grad()`."""
+        return self.zero_grad or k == 0 or len(self.steps[k]) == 1
 
     def batch_size(self, k: int) -> int:
         """The `batch_size` given to step_single at step k (a step of several chunks)."""
@@ -151,7 +159,8 @@ def train_script(case: TrainRun) -> Script:
     """The whole training run as plain pygrad statements."""
     s = script_of(case)
     for k, chunks in enumerate(case.steps):
-        s.add("optim.zero_grad()")
+        if case.zeroes(k):
+            s.add("optim.zero_grad()")
         bs = case.batch_size(k)
         for x, target in chunks:
             s.call(x, target, case.reset, case.target_leaf)
@@ -248,8 +257,9 @@ def _steps(run: Run, case: TrainRun) -> None:
         return {"extra": None if case.extra_grad(k) is None else np.asarray(extra.grad) / scale}
     for k, chunks in enumerate(case.steps):
         step = f"step {k}"
-        s.add("optim.zero_grad()")
-        run.pygrad(optim.zero_grad, "optim.zero_grad()")
+        if case.zeroes(k):
+            s.add("optim.zero_grad()")
+            run.pygrad(optim.zero_grad, "optim.zero_grad()")
         values = {w.name: np.array(weight(model, w.name).value) for w in weights}
         extra_before = np.array(extra.value) if extra is not None else None
         before = values | ({"extra": extra_before} if extra is not None else {})

@@ -36,6 +36,7 @@ class TrainUse:
     count_differs: bool = False       # step_single's batch_size differs from its number of calls
     zero_gradient: bool = False       # some weight's gradient is exactly 0 at a step after the first
     absent_some_steps: bool = False   # a parameter in the loss's graph at some steps, absent at others
+    no_zero_grad: bool = False        # step_single rounds follow each other with no zero_grad() between
     layouts: tuple = ()   # per parameter (the Module's weights, then the one outside it): its memory layout
     shapes: tuple = ()    # per parameter, in the same order
 
@@ -65,6 +66,7 @@ class TrainDraft:
     zero_steps: tuple = ()         # steps whose inputs are all 0 (a weight's gradient exactly 0)
     extra_steps: tuple = ()        # steps whose loss includes the parameter outside the Module
     layout: str = ""               # a memory layout of every parameter whose shape takes it, or SPREAD
+    zero_grad: bool = True         # False: no zero_grad() before a step_single round (but the first)
 
 
 def train_field(**fields):
@@ -95,13 +97,14 @@ class OptimizerSpec:
     def drafts(self) -> list:
         """The coverage drafts (the first plain): >= 4 steps with the plain and the visible
         hyper-parameters, parameters in another order with the target not marked leaf and no
-        model_reset, step_single accumulation, a parameter outside the graph, float32, a
+        model_reset, step_single accumulation (rounds with no zero_grad() between them), a
+        parameter outside the graph, float32, a
         batch_size other than the number of calls, a weight's gradient exactly 0 at some steps
         with a parameter absent from some steps' graphs, every memory layout on the parameters."""
         plain, visible = self.samples[0], self.samples[-1]
         return [TrainDraft(plain), TrainDraft(visible, steps=5),
                 TrainDraft(plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
-                TrainDraft(visible, steps=2, chunks=2), TrainDraft(plain, unused=True),
+                TrainDraft(visible, steps=3, chunks=2, zero_grad=False), TrainDraft(plain, unused=True),
                 TrainDraft(visible, dtype="float32"), TrainDraft(visible, steps=2, chunks=3, divisor=2),
                 TrainDraft(visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2)),
                 TrainDraft(visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layout=SPREAD)]
@@ -137,6 +140,8 @@ COMMON = (
     Condition("float32", lambda u: u.dtype == "float32", train_field(dtype="float32")),
     Condition("step_single batch_size != calls", lambda u: u.count_differs,
               lambda d: replace(d, chunks=max(d.chunks, 2), divisor=max(d.chunks, 2) + 1)),
+    Condition("step_single rounds without zero_grad", lambda u: u.no_zero_grad,
+              lambda d: replace(d, chunks=max(d.chunks, 2), zero_grad=False)),
     Condition("a weight's gradient exactly 0 at a step", lambda u: u.zero_gradient,
               lambda d: replace(d, steps=max(d.steps, 3), zero_steps=(1,))),
     Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps,
