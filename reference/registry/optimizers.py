@@ -98,9 +98,9 @@ class OptimizerSpec:
         """The coverage drafts (the first plain): >= 4 steps with the plain and the visible
         hyper-parameters, parameters in another order with the target not marked leaf and no
         model_reset, step_single accumulation (rounds with no zero_grad() between them), a
-        parameter outside the graph, float32, a
-        batch_size other than the number of calls, a weight's gradient exactly 0 at some steps
-        with a parameter absent from some steps' graphs, every memory layout on the parameters."""
+        parameter outside the graph, float32, a batch_size other than the number of calls, a
+        weight's gradient exactly 0 at some steps with a parameter absent from some steps'
+        graphs, every memory layout on the parameters."""
         plain, visible = self.samples[0], self.samples[-1]
         return [TrainDraft(plain), TrainDraft(visible, steps=5),
                 TrainDraft(plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
