@@ -182,7 +182,9 @@ CRASH = Mutant("sigmoid_kills_its_process", ELEMENTWISE,
 def test_a_hang_and_a_crash_are_findings_and_the_run_goes_on(tmp_path):
     """tanh's backward spins forever and sigmoid's kills its worker: the per-example limit
     and the crashed-worker handling make both `error` findings (exit 1, not 2), the other
-    rows are still checked, and the run ends close to its budget."""
+    rows are still checked, and the run ends by itself: a hang the limit did not cut would spin
+    until `gate`'s own timeout kills it. How long it took is not asserted: a loaded machine
+    stretches any run, and timing is never asserted in a test."""
     copy = apply(HANG, REPO, dest=tmp_path / "copy")
     (copy / ELEMENTWISE).write_text(patched_source(CRASH, (copy / ELEMENTWISE).read_text()))
     budget = 15
@@ -209,8 +211,6 @@ def test_a_hang_and_a_crash_are_findings_and_the_run_goes_on(tmp_path):
         assert rows[row]["examples"] > 0, f"{row} was not checked after the hang and the crash"
     written = {p.read_text() for p in (copy / "found").glob("test_*.py")}
     assert all(f["reproducer"] in written for f in doc["failures"] if f["reproducer"])
-    assert doc["elapsed_s"] <= budget + 15, f"the run took {doc['elapsed_s']:.1f} s on a budget of {budget} s"
-    assert r.wall_s <= budget + 40
 
 
 def test_a_reproducer_without_code_is_still_valid_python():
