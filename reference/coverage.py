@@ -233,7 +233,7 @@ def row_cases(row: str) -> list:
 
 
 OPTIMIZER_UNITS = 2
-"""The optimizers' rows are this many coverage tests (`optimizers:SGD+SGD_Momentum`, ...):
+"""The optimizers' rows are this many coverage tests (`optimizers:SGD+RMSProp`, ...):
 few enough that the first torch.optim step's import of torch._dynamo (~1.5 s) is paid once
 per worker, as many as the workers the gate usually has, so that neither waits for the other."""
 
