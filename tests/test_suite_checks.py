@@ -17,24 +17,13 @@ from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.interpreters import backward_pygrad, run_pygrad
 from reference.programs.nets import ModuleSpec
 from reference.registry import OPS, Layer
+from tests._patch import break_backward
 
 
 def _program(op, shapes, args=None, dtype="float64", seed=0):
     prog, _ = single_op(op, shapes, args, (dtype,) * len(shapes))
     rng = np.random.default_rng(seed)
     return prog, {i.name: rng.uniform(0.5, 2, i.shape).astype(i.dtype) for i in prog.inputs}
-
-
-def _break_backward(monkeypatch, name, rule):
-    """Make Tensor.<name>'s backward rule send `rule(g)` instead of g."""
-    original = getattr(Tensor, name)
-
-    def broken(*args, **kwargs):
-        out = original(*args, **kwargs)
-        right = out._backward
-        out._backward = lambda g: right(rule(g))
-        return out
-    monkeypatch.setattr(Tensor, name, broken)
 
 
 # ---------------------------------------------------------------------------- ops and programs
@@ -45,7 +34,7 @@ def test_correct_ops_pass_torch_and_finite_differences():
 
 
 def test_a_wrong_rule_is_blamed_on_its_node_and_row(monkeypatch):
-    _break_backward(monkeypatch, "relu", lambda g: 1.5 * g)
+    break_backward(monkeypatch, "relu", lambda g: 1.5 * g)
     inputs = [Input("x0", (3,)), Input("x1", (3,))]
     prog, _ = with_loss(inputs, [Node("v2", "relu", ("x0",)), Node("v3", "mul", ("v2", "x1"))])
     vals = {"x0": np.array([1.0, -1.0, 2.0]), "x1": np.array([0.5, 2.0, -1.0]), "w0": np.array([1.0, 2.0, 3.0])}
@@ -66,7 +55,7 @@ def test_a_wrong_forward_is_caught(monkeypatch):
 
 
 def test_float32_tolerance_still_sees_a_small_slip(monkeypatch):
-    _break_backward(monkeypatch, "tanh", lambda g: (1 + 1e-4) * g)
+    break_backward(monkeypatch, "tanh", lambda g: (1 + 1e-4) * g)
     prog, vals = _program("tanh", [(3, 2)], dtype="float32")
     with pytest.raises(Mismatch):
         check_program(prog, vals, seed=0)
@@ -130,7 +119,7 @@ def test_pygrad_raising_is_an_error_finding_on_its_row(monkeypatch):
 
 
 def test_an_exception_in_a_backward_rule_is_blamed_by_replaying_the_nodes(monkeypatch):
-    _break_backward(monkeypatch, "tanh", lambda g: (_ for _ in ()).throw(ValueError("bad")))
+    break_backward(monkeypatch, "tanh", lambda g: (_ for _ in ()).throw(ValueError("bad")))
     inputs = [Input("x0", (3,)), Input("x1", (3,))]
     prog, _ = with_loss(inputs, [Node("v2", "mul", ("x0", "x1")), Node("v3", "tanh", ("v2",))])
     rng = np.random.default_rng(1)
@@ -192,7 +181,7 @@ def test_learnable_false_gradients_kept_across_backward_calls_are_caught(monkeyp
 
 def test_deep_graph_passes_and_fails_on_a_wrong_chain(monkeypatch):
     check_deep_graph(5000)
-    _break_backward(monkeypatch, "__neg__", lambda g: -g)   # -y passes g on unchanged
+    break_backward(monkeypatch, "__neg__", lambda g: -g)   # -y passes g on unchanged
     with pytest.raises(Mismatch) as e:
         check_deep_graph(5000)
     assert e.value.check == "grad" and "deep graph (10 000 ops)" in e.value.conditions
@@ -213,7 +202,7 @@ def test_module_check_passes_and_catches_a_leak_into_the_original_weights(monkey
 
 
 def test_module_check_blames_a_wrong_op_inside_a_layer(monkeypatch):
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     with pytest.raises(Mismatch) as e:
         module_case(ModuleSpec((2, 3), MLP, "sse"), (2,)).run()
     assert e.value.check == "grad" and e.value.row == "matmul"

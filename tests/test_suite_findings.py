@@ -22,6 +22,7 @@ from reference.registry import OPTIMIZERS, Layer
 from reference.runstate import session
 from reference.runstate.streams import Stream
 from reference.tolerances import judge
+from tests._patch import break_backward
 
 
 @pytest.fixture
@@ -57,18 +58,6 @@ def _chain():
     return prog, {"x0": np.array([0.3, -0.2, 0.1]), "w0": np.array([1.0, -2.0, 0.5])}
 
 
-def _break_backward(monkeypatch, name, rule):
-    """Make Tensor.<name>'s backward rule send `rule(g)` instead of g."""
-    original = getattr(Tensor, name)
-
-    def broken(*args, **kwargs):
-        out = original(*args, **kwargs)
-        right = out._backward
-        out._backward = lambda g: right(rule(g))
-        return out
-    monkeypatch.setattr(Tensor, name, broken)
-
-
 def _adam_drifts_from_the_third_step(monkeypatch):
     original, calls = Adam._update, {}
 
@@ -102,7 +91,7 @@ def test_an_exception_without_conditions_does_not_hide_another_of_its_row(gate, 
 # ---------------------------------------------------------------------------- every check of an example
 def test_a_wrong_gradient_does_not_hide_a_wrong_update_in_the_same_example(gate, monkeypatch):
     case = train_run("Adam", {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 1e-8}, steps=4)
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)        # wrong from step 0
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)        # wrong from step 0
     _adam_drifts_from_the_third_step(monkeypatch)                      # behind it, from step 2
     with pytest.raises(Mismatch) as e:
         case.run()
@@ -118,7 +107,7 @@ def test_a_wrong_gradient_does_not_hide_a_wrong_update_in_the_same_example(gate,
 @pytest.mark.parametrize("chunks", [1, 2])
 def test_a_wrong_gradient_alone_is_one_finding_and_a_right_update_stays_quiet(monkeypatch, chunks):
     case = train_run("Adam", {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 1e-8}, steps=4 // chunks, chunks=chunks)
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     with pytest.raises(Mismatch) as e:
         case.run()
     # the rest follows from it; with step_single the accumulated gradient is blamed on the op too
@@ -137,7 +126,7 @@ def test_a_resized_weight_does_not_hide_a_wrong_op_of_the_same_module_call(monke
         w.grad = np.zeros((1,) + w.shape)
         return out
     monkeypatch.setattr(Module, "__call__", resizes)
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     with pytest.raises(Mismatch) as e:
         case.run()
     found = {(m.row, m.check, m.what) for m in e.value.all()}
@@ -151,7 +140,7 @@ def test_a_program_reports_a_wrong_value_and_an_unrelated_wrong_rule():
     original_exp, mp = Tensor.exp, pytest.MonkeyPatch()
     try:
         mp.setattr(Tensor, "exp", lambda self: original_exp(self) * (1 + 1e-6))      # forward of exp
-        _break_backward(mp, "tanh", lambda g: 1.5 * g)                              # backward of tanh
+        break_backward(mp, "tanh", lambda g: 1.5 * g)                              # backward of tanh
         with pytest.raises(Mismatch) as e:
             ProgramCase(prog, vals, 0).run()
     finally:
@@ -194,7 +183,7 @@ def test_a_broken_tensor_helper_and_a_broken_optimizer_edge_are_both_reported(ga
     behind it, the edge; one gate run records all four."""
     monkeypatch.setattr(Tensor, "new_value", lambda self, x: setattr(self, "value", x))     # keeps the gradient
     monkeypatch.setattr(Tensor, "item", lambda self: self.value.reshape(-1)[0])              # a NumPy scalar
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     _optimizers_skip_zero_gradients(monkeypatch)
     helpers = next(c for c in row_cases("tensor") if "new_value, then a pass" in c.conditions()["tensor"])
     with pytest.raises(Mismatch) as e:
@@ -221,7 +210,7 @@ def test_a_parameter_absent_from_a_step_is_replayed_absent_once_the_trajectory_h
     graph is skipped there by torch.optim too (fed a zero gradient, Adam's moments would move
     it at the next step it is in), so a wrong gradient alone stays one finding."""
     case = train_run("Adam", VISIBLE, steps=4, unused=True, extra_steps=(0, 2))
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     with pytest.raises(Mismatch) as e:
         case.run()
     assert {(m.row, m.check) for m in e.value.all()} == {("matmul", "grad")}
@@ -232,7 +221,7 @@ def test_a_parameter_absent_from_a_step_updated_anyway_is_seen_behind_a_wrong_gr
     """Adam moves it at once (the parameter outside the graph must stay); RMSProp's update is 0
     there but its state decayed, which the next step it is in shows (its update alone)."""
     case = train_run(name, OPTIMIZERS[name].samples[-1], steps=4, unused=True, extra_steps=(0, 2))
-    _break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
+    break_backward(monkeypatch, "__matmul__", lambda g: 2 * g)
     _optimizers_update_absent_parameters(monkeypatch)
     with pytest.raises(Mismatch) as e:
         case.run()
@@ -336,7 +325,7 @@ def test_the_mermaid_graph_has_every_node_an_edge_per_operand_and_the_first_wron
 
 
 def test_a_finding_carries_its_graph_to_the_markdown_summary(monkeypatch):
-    _break_backward(monkeypatch, "tanh", lambda g: 1.5 * g)
+    break_backward(monkeypatch, "tanh", lambda g: 1.5 * g)
     prog, vals = _chain()
     with pytest.raises(Mismatch) as e:
         ProgramCase(prog, vals, 0).run()

@@ -29,13 +29,11 @@ from typing import Callable
 import numpy as np
 import torch
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from reference.registry import op_models as nm
 from reference.registry.rules.base import Elementwise
-from reference.registry.rules.binary import Broadcast, fit_constant
+from reference.registry.rules.binary import Broadcast, broadcast_constant, fit_constant
 from reference.registry.spec import Condition, OpSpec, Plan, Sample
-from reference.value_strategies import constant
 
 
 # ---------------------------------------------------------------------------- the user's functions
@@ -200,12 +198,7 @@ class ConstantAt(Broadcast):
         keyword parameters."""
         @st.composite
         def draw_args(draw):
-            cshape = None
-            if draw(st.booleans()):
-                cshape = draw(hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=shape, max_dims=4,
-                                                                max_side=4)).input_shapes[0]
-            cdtype = draw(st.sampled_from([dtype, "float64"])) if cshape is not None else dtype
-            args = {"const": draw(constant(cshape, cdtype, fd)), "at": draw(st.integers(0, 2))}
+            args = {"const": draw(broadcast_constant(shape, dtype, fd)), "at": draw(st.integers(0, 2))}
             for key, values in self.params.items():
                 if draw(st.booleans()):
                     args[key] = draw(st.sampled_from(values))

@@ -16,6 +16,18 @@ from reference.registry.spec import Condition, ErrorInput, Infeasible, Plan, Sam
 from reference.value_strategies import constant
 
 
+@st.composite
+def broadcast_constant(draw, shape, dtype: str, fd: bool, domain: str = "real"):
+    """A reflected op's constant: a Python float, or an array that broadcasts with `shape`
+    (in `dtype` or float64)."""
+    cshape = None
+    if draw(st.booleans()):
+        cshape = draw(hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=shape, max_dims=4,
+                                                        max_side=4)).input_shapes[0]
+    cdtype = draw(st.sampled_from([dtype, "float64"])) if cshape is not None else dtype
+    return draw(constant(cshape, cdtype, fd, domain))
+
+
 # ---------------------------------------------------------------------------- binary broadcasting
 SIDE_FORMS = ("size-1 dim stretched", "gains leading dims", "0-D", "1-element")
 USED_TWICE = Condition("operand used twice", lambda u: u.same_operand, makers.same_operand)
@@ -172,12 +184,7 @@ class Reflected(Rule):
     def plan(self, spec, shape, sign, fd, dtype):
         @st.composite
         def draw_plan(draw):
-            cshape = None
-            if draw(st.booleans()):
-                cshape = draw(hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=shape, max_dims=4,
-                                                                max_side=4)).input_shapes[0]
-            cdtype = draw(st.sampled_from([dtype, "float64"])) if cshape is not None else dtype
-            return Plan({"const": draw(constant(cshape, cdtype, fd, self.const_domain))})
+            return Plan({"const": draw(broadcast_constant(shape, dtype, fd, self.const_domain))})
         return draw_plan()
 
 
