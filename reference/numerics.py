@@ -43,6 +43,16 @@ def tolerance(exact, dtype, spread=0.0, extra=0.0):
     return SAFETY * (spread + unit(dtype) * np.abs(exact) + tiny(dtype) + extra)
 
 
+class LowerBound(np.ndarray):
+    """A tolerance known to be no larger than the full one: the spread measured over fewer
+    than RUNS perturbed runs (a spread is a maximum over runs, so it only grows with more).
+    An error within it passes whatever the remaining runs would measure."""
+
+
+def lower_bound(tol) -> LowerBound:
+    return np.asarray(tol, dtype=np.float64).view(LowerBound)
+
+
 def ratio(err: np.ndarray, tol: np.ndarray) -> np.ndarray:
     """err / tol elementwise, 0 where err is 0 and inf where tol is 0 < err."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -3,9 +3,11 @@
 Equal infinities are equal; pygrad's NaN, or an infinity where torch's value is finite (or
 another one), is a mismatch. `judge(got, want, dtype, tolerances)` takes the tolerances
 cheapest first (the floor of `reference.numerics.tolerance`, a sound lower bound, then the
-full one with the measured spread): the first under which every element passes decides, so the spread is measured
-only when the floor does not decide. The worst err/tol it reports is then taken against the
-floor: an upper bound of the ratio against the full tolerance, not a measurement, and said so.
+spread over one perturbed run, two, ... -- `numerics.LowerBound`s -- then the full one): the
+first under which every element passes decides, so each perturbed run is made only when the
+cheaper tolerances do not decide. The worst err/tol it reports is then taken against a lower
+bound of the tolerance: an upper bound of the ratio against the full one, not a
+measurement, and said so.
 """
 from __future__ import annotations
 
@@ -13,13 +15,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference.numerics import first_fit
+from reference.numerics import LowerBound, first_fit
 
 
 class Judged(NamedTuple):
     problem: str | None     # None: within tolerance
     worst: float            # the worst err/tol
-    bound: bool             # `worst` is against the floor: an upper bound of the full ratio
+    bound: bool             # `worst` is against the floor or a LowerBound: an upper bound of the full ratio
+
+
+def _same_kind(tol, new):
+    return new.view(LowerBound) if isinstance(tol, LowerBound) else new
 
 
 def judge(got, want: np.ndarray, dtype: str, tolerances) -> Judged:
@@ -40,18 +46,18 @@ def judge(got, want: np.ndarray, dtype: str, tolerances) -> Judged:
     inf = np.isinf(want)
     if inf.any():    # equal infinities are equal; nothing else passes where torch's is infinite
         err = np.where(inf & (got64 == want), 0.0, err)
-        tolerances = (np.where(inf, 0.0, np.broadcast_to(t, want.shape)) for t in tolerances)
+        tolerances = (_same_kind(t, np.where(inf, 0.0, np.broadcast_to(t, want.shape))) for t in tolerances)
     err = np.where(np.isnan(err), np.inf, err)
     drawn = []
 
     def counted():
         for tol in tolerances:
-            drawn.append(tol)
+            drawn.append(isinstance(tol, LowerBound))
             yield tol
     passed, ratios, tol = first_fit(err, counted(), want.shape)
     worst = float(np.max(ratios, initial=0.0))
     if passed:
-        return Judged(None, worst, len(drawn) == 1 and not only_one and worst > 0)
+        return Judged(None, worst, (len(drawn) == 1 and not only_one or drawn[-1]) and worst > 0)
     i = np.unravel_index(int(np.argmax(ratios)), ratios.shape) if ratios.ndim else ()
     return Judged(f"max |error| {float(err[i]):.3g} at index {tuple(int(k) for k in i)} "
                   f"(pygrad {float(got[i]):.17g}, torch {float(want[i]):.17g}, "

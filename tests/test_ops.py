@@ -225,6 +225,20 @@ def test_std_constant_row_has_zero_grad(keepdims):
     assert np.all(xs[0].grad[1] == 0)
 
 
+@pytest.mark.parametrize("scale", [1e-21, 1e-30, 1e-40])
+def test_std_of_a_tiny_float32_row_is_not_lost_to_underflow(scale):
+    # the float32 squares of these deviations underflow; torch sums them in float64, so must pygrad
+    x = (np.array([[1.0, 2.0, 4.0, -3.0]]) * scale).astype(np.float32)
+    t = torch.tensor(x.astype(np.float64), requires_grad=True)
+    expected = t.std(dim=-1, keepdim=True, correction=0)
+    expected.backward(torch.ones_like(expected))
+    p = Tensor(x, dtype=np.float32)
+    out = p.std()
+    out.backward()
+    np.testing.assert_allclose(out.value, expected.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-4 if scale > 1e-39 else 1e-2)   # subnormals keep fewer digits
+
+
 def test_std_of_size_one_axis_has_zero_grad():
     compare(lambda x: x.std(axis=1), lambda t: t.std(dim=1, keepdim=True, correction=0), rand(29, 2, 1, 4), seed=cot())
 

@@ -50,11 +50,14 @@ def mean(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
 def std(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
     """Population standard deviation (ddof=0) over `axis`; defaults: last axis, keepdims.
 
-    Where the std is 0 (a constant row) the gradient is 0, as in torch."""
+    Where the std is 0 (a constant row) the gradient is 0, as in torch. Below float64 the
+    deviations are squared and summed in float64, as torch does: a float32 row of entries
+    below ~1e-19 would otherwise lose its squares to underflow (std 0 for a non-constant row)."""
     xv = x._value
     axes = normalize_axes(axis, xv.ndim, "std", xv.shape)
     count = math.prod(xv.shape[a] for a in axes)
-    centred = xv - np.mean(xv, axis=axes, keepdims=True)
+    wide = xv if xv.dtype.itemsize >= 8 else xv.astype(np.float64)
+    centred = wide - np.mean(wide, axis=axes, keepdims=True)
     y = np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True))
 
     def backward(g):
@@ -64,5 +67,6 @@ def std(x: Tensor, axis=-1, keepdims: bool = True) -> Tensor:
             g_var = np.where(y == 0, 0.0, g / (2 * y))
         scale = 2.0 / count if count else 0.0  # an empty axis: x has no entries to receive any
         x._add_grad((scale * g_var * centred).astype(xv.dtype, copy=False))
-    value = y if keepdims else np.squeeze(y, axis=axes)
+    out = y.astype(xv.dtype, copy=False)
+    value = out if keepdims else np.squeeze(out, axis=axes)
     return result(value, (x,), backward)

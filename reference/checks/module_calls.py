@@ -33,7 +33,7 @@ from reference.checks import InvalidExample, Mismatch, Outcome, Parts, pygrad_ra
 from reference.checks.programs import check_program
 from reference.oracles.oracle import Oracle
 from reference.programs import mermaid, printer
-from reference.programs.nets import (ModuleSpec, build, layer_name, loss_fn, module_code, module_program,
+from reference.programs.nets import (ModuleSpec, build, layer_name, layer_path, loss_fn, module_code, module_program,
                                     program_values, weight)
 from reference.registry import MODULE_CONDITIONS, MODULE_ROW, OPTIMIZERS, LayerUse
 from reference.registry.layers import layer_conditions
@@ -177,7 +177,7 @@ def state(model, weights) -> dict:
 
 
 def layer_of(spec: ModuleSpec, weight_name: str):
-    i = int("".join(ch for ch in weight_name.split(".")[0] if ch.isdigit()))
+    i = int("".join(ch for ch in weight_name.split(".")[-2] if ch.isdigit()))
     return spec.layers[i]
 
 
@@ -202,7 +202,7 @@ def blamer(spec: ModuleSpec, model, weights, values: dict, x, target, seed: int,
         for i, layer in enumerate(spec.layers):
             names = [f"a{j}" for j in range(i + 1)]
             ns = {n: _tensor(oracle.values[h[j]], spec.dtype) for j, n in enumerate(names)}
-            ns["layer"] = getattr(home, layer_name(i, layer))
+            ns["layer"] = weight(home, layer_path(spec, i))
             conds = layer_conditions(LayerUse(layer, acts[i], tuple(batches), spec.dtype))
             call = f"layer({names[-1]}{layer.spec.call_args(layer, names)})"
             try:

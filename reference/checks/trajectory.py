@@ -2,7 +2,8 @@
 
 - `Trajectory`: the run as it should go -- the Module's program in float64 torch and the
   optimizer's torch.optim twin on each step's whole batch. Its tolerances come, when the
-  floor does not decide, from `numerics.RUNS` perturbed trajectories: every op of the forward
+  floor does not decide, from `numerics.RUNS` perturbed trajectories (made one at a time,
+  the next only when the comparison fails under the spread of those made so far): every op of the forward
   and backward perturbed by its rounding model, every optimizer state buffer by STATE_ULPS
   and every update by OPT_ULPS before it is applied, every weight rounded to the dtype.
 - `UpdatesAlone`: each update alone, once pygrad's trajectory has left torch's.
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from reference.checks import InvalidExample
-from reference.numerics import MAX_MAGNITUDE, RUNS, tolerance
+from reference.numerics import MAX_MAGNITUDE, RUNS, lower_bound, tolerance
 from reference.oracles import torch_run
 from reference.oracles.oracle import classify_kinks, validate
 from reference.programs.nets import module_program, program_values
@@ -33,7 +34,7 @@ class Trajectory:
     def __init__(self, case, weights, init: dict):
         self.case, self.weights, self.init = case, weights, init    # init: every parameter's, by name
         self.exact = self._run(None)
-        self._spreads = None
+        self._noise, self._runs, self._spreads = None, [], {}
 
     def _run(self, noise) -> list:
         case, weights = self.case, self.weights
@@ -69,35 +70,47 @@ class Trajectory:
     def _exact_runs(self) -> list:
         return [s["run"] for s in self.exact]
 
-    def spreads(self) -> list:
-        """Per step, the largest deviation of each quantity over RUNS perturbed trajectories."""
-        if self._spreads is None:
-            spec = self.case.spec
-            noise = torch_run.Noise(np.random.default_rng(self.case.noise), frozenset({spec.dtype}))
-            runs = [self._run(noise) for _ in range(RUNS)]
-            out = []
-            for k, ex in enumerate(self.exact):
-                def spread(get):
-                    s = np.zeros_like(get(ex))
-                    for r in runs:
-                        s = np.maximum(s, noise.scale * np.abs(get(r[k]) - get(ex)))
-                    if not np.all(np.isfinite(s)):
-                        raise InvalidExample("a rounding-size perturbation makes the trajectory non-finite")
-                    return s
-                out.append({"loss": spread(lambda s: s["loss"]),
-                            "grads": {n: spread(lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
-                            "weights": {n: spread(lambda s, n=n: s["weights"][n]) for n in ex["weights"]}})
-            self._spreads = out
-        return self._spreads
+    def _perturbed(self, r: int) -> list:
+        """The first `r` perturbed trajectories, made on first need, in order, from one noise
+        stream (the same ones whichever `r` is asked first)."""
+        if self._noise is None:
+            self._noise = torch_run.Noise(np.random.default_rng(self.case.noise), frozenset({self.case.spec.dtype}))
+        while len(self._runs) < r:
+            self._runs.append(self._run(self._noise))
+        return self._runs[:r]
+
+    def _spread(self, runs: list, k: int, get) -> np.ndarray:
+        ex = get(self.exact[k])
+        s = np.zeros_like(ex)
+        for r in runs:
+            s = np.maximum(s, self._noise.scale * np.abs(get(r[k]) - ex))
+        if not np.all(np.isfinite(s)):
+            raise InvalidExample("a rounding-size perturbation makes the trajectory non-finite")
+        return s
+
+    def spreads(self, r: int = RUNS) -> list:
+        """Per step, the largest deviation of each quantity over the first r (default RUNS)
+        perturbed trajectories; all of them with r = RUNS, as one judgement of the example."""
+        if r not in self._spreads:
+            runs = self._perturbed(r)
+            self._spreads[r] = [{"loss": self._spread(runs, k, lambda s: s["loss"]),
+                                 "grads": {n: self._spread(runs, k, lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
+                                 "weights": {n: self._spread(runs, k, lambda s, n=n: s["weights"][n])
+                                             for n in ex["weights"]}}
+                                for k, ex in enumerate(self.exact)]
+        return self._spreads[r]
 
     def tols(self, k: int, what: str, name: str | None = None, scale: float = 1.0):
         """Tolerances of quantity `what` ("loss" | "grads" | "weights") at step k, cheapest
-        first."""
+        first: the floor, the spread over the first 1 .. RUNS-1 perturbed trajectories (lower
+        bounds: a spread only grows with more runs), the full one."""
         def get(d):
             return d[what] if name is None else d[what][name]
         dtype = self.case.spec.dtype
         exact = get(self.exact[k]) * scale
         yield tolerance(exact, dtype)
+        for r in range(1, RUNS):
+            yield lower_bound(tolerance(exact, dtype, self._spread(self._perturbed(r), k, get) * scale))
         yield tolerance(exact, dtype, get(self.spreads()[k]) * scale)
 
     def want(self, k: int, what: str, name: str | None = None):

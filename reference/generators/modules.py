@@ -10,7 +10,7 @@ from reference.checks.layer_alone import DropoutRun
 from reference.checks.module_calls import ModuleCalls
 from reference.checks.training import EXTRA, TrainRun, weight_shapes
 from reference.generators.programs import oracle_seed
-from reference.programs.nets import ModuleSpec, complete, make_batch, shapes
+from reference.programs.nets import ModuleSpec, complete, make_batch, shapes, valid
 from reference.registry import DTYPES, LAYERS, MODULE_LOSSES, OPTIMIZERS
 from reference.registry.layers import completing
 from reference.registry.regimes import layouts_for
@@ -22,7 +22,8 @@ BATCH = st.integers(1, 4)
 def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: bool = False, chunkable: bool = False):
     """A consistent `ModuleSpec`, drawn layer by layer from the tracked per-sample shape: each
     layer kind that fits it (the table's `draw`), then the loss, with what the loss needs
-    appended (a Flatten before logits, a Sigmoid before probabilities). `weights`: at least
+    appended (a Flatten before logits, a Sigmoid before probabilities), and half the time a
+    range of them inside a Module of their own (`ModuleSpec.block`). `weights`: at least
     one layer with weights (the table's layer that `completes` "weights" -- a Linear -- is
     appended to a model without). `chunkable`: a loss whose
     divisor does not depend on the values (step_single accumulation applies)."""
@@ -42,7 +43,14 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
         layers.append(draw(completing("weights").draw((1, 2), [])))
         acts.append(shapes(ModuleSpec(shape, tuple(layers)))[-1])
     loss = draw(st.sampled_from(sorted(n for n, m in MODULE_LOSSES.items() if m.reduction or not chunkable)))
-    return ModuleSpec(shape, tuple(complete(layers, acts, loss)), loss=loss, dtype=dtype)
+    layers = tuple(complete(layers, acts, loss))
+    block = ()
+    if layers and draw(st.booleans()):    # a Module called inside the model's forward
+        start = draw(st.integers(0, len(layers) - 1))
+        block = (start, draw(st.integers(start + 1, len(layers))))
+        if not valid(ModuleSpec(shape, layers, loss, dtype, block)):
+            block = ()
+    return ModuleSpec(shape, layers, loss=loss, dtype=dtype, block=block)
 
 
 def _batches(spec, sizes, seed, zeros, offset=False):
@@ -82,7 +90,8 @@ def train_cases(draw, name: str, accumulate: bool = False):
     outside the Module given too or not (in the loss's graph at some steps, or never), now and
     then an all-zero batch, each parameter's value in a memory layout (C-contiguous first, then
     those its shape takes: `registry.regimes`). `accumulate`: each step is 2-3 equal chunks of 1-2 samples
-    through `step_single`, with a `batch_size` that makes it one whole-batch step, or 1-4."""
+    through `step_single`, with a `batch_size` that makes it one whole-batch step, or 1-4, and
+    `optim.zero_grad()` before every round or only before the first."""
     spec = draw(module_specs(max_layers=4, weights=True, chunkable=accumulate), label="spec")
     hyper = draw(OPTIMIZERS[name].strategy(), label="hyper-parameters")
     n_steps = draw(st.integers(1, 3) if accumulate else st.integers(3, 10))
@@ -95,6 +104,7 @@ def train_cases(draw, name: str, accumulate: bool = False):
         order = tuple(draw(st.permutations(range(n))))
     extra_steps = tuple(k for k in range(n_steps) if draw(st.booleans())) if unused else ()
     divisor = draw(st.one_of(st.none(), st.integers(1, 4))) if accumulate else None
+    zero_grad = draw(st.booleans()) if accumulate else True
     shapes = [shape for _, shape in weight_shapes(spec)] + [EXTRA.shape] * unused
     layouts = tuple(draw(st.sampled_from([""] + layouts_for(shape))) for shape in shapes)
     zero_step = draw(st.one_of(st.none(), st.integers(1, n_steps - 1))) if n_steps > 1 else None
@@ -107,9 +117,9 @@ def train_cases(draw, name: str, accumulate: bool = False):
             x = np.zeros_like(x)
         steps.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(c)))
     noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused, divisor, extra_steps, layouts,
-                        *[a for s in steps for c in s for a in c])
+                        zero_grad, *[a for s in steps for c in s for a in c])
     return TrainCase(TrainRun(spec, seed, name, tuple(sorted(hyper.items())), tuple(steps), reset, target_leaf,
-                              order, unused, noise, divisor, extra_steps, layouts))
+                              order, unused, noise, divisor, extra_steps, layouts, zero_grad))
 
 
 @st.composite

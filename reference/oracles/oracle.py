@@ -15,8 +15,12 @@ For every compared tensor T (a node's value, or any tensor's gradient), elementw
 
 The perturbed runs cost four more torch runs. Since spread >= 0, the bound with spread = 0
 is a sound lower bound of the tolerance: an error within it passes whatever the spread, so
-`Oracle` runs the perturbed runs only when some element exceeds that floor (the verdicts
-are the same; a row's "err/tol" is then measured against the floor, an upper bound).
+`Oracle` runs the perturbed runs only when some element exceeds that floor. Likewise the
+spread is a maximum over runs, so the spread over the first r runs is a lower bound of the
+full one: the runs are made one at a time, the next only when the comparison fails under
+those made so far. A failure is judged only under all RUNS runs (their kink classification
+included), so the verdicts are those of the full rule; a pass may be decided earlier, and a
+row's "err/tol" is then measured against a lower bound: an upper bound of the ratio.
 
 Infinities are judged by equality (pygrad must give the same one; the perturbed runs must
 too). Examples the oracles cannot judge raise `InvalidExample` (the strategies draw another):
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.numerics import MAX_MAGNITUDE, RUNS, SAFETY, tiny, tolerance
+from reference.numerics import MAX_MAGNITUDE, RUNS, SAFETY, lower_bound, tiny, tolerance
 from reference.registry.regimes import regime_dtype
 from reference.oracles import torch_run
 from reference.programs.graph import Program
@@ -59,6 +63,7 @@ class Oracle:
             self.ref = torch_run.run_torch(prog, values, backward_passes=passes, stops=stops)
         validate(prog, self.ref)
         self._spread = None
+        self._noise, self._runs, self._partial = None, [], {}
 
     @property
     def values(self) -> dict:
@@ -69,15 +74,22 @@ class Oracle:
 
     # ------------------------------------------------------------------ tolerances
     def value_tols(self, name: str):
-        """The tolerances of node `name`'s value, cheapest first."""
+        """The tolerances of node `name`'s value, cheapest first: the floor, the spread over
+        the first 1 .. RUNS-1 perturbed runs (lower bounds), the full one."""
         dtype = self.prog.dtype(name)
-        yield tolerance(self.values[name], dtype)
-        yield tolerance(self.values[name], dtype, self.spreads()["values"][name])
+        exact = self.values[name]
+        yield tolerance(exact, dtype)
+        for r in range(1, RUNS):
+            yield lower_bound(tolerance(exact, dtype, self._partial_spread(r, None, name)))
+        yield tolerance(exact, dtype, self.spreads()["values"][name])
 
     def grad_tols(self, name: str, p: int = 0):
         dtype = self.prog.dtype(name)
-        yield tolerance(self.grads(p)[name], dtype)
-        yield tolerance(self.grads(p)[name], dtype, self.spreads()["grads"][p][name])
+        exact = self.grads(p)[name]
+        yield tolerance(exact, dtype)
+        for r in range(1, RUNS):
+            yield lower_bound(tolerance(exact, dtype, self._partial_spread(r, p, name)))
+        yield tolerance(exact, dtype, self.spreads()["grads"][p][name])
 
     def value_tol(self, name: str) -> np.ndarray:
         return list(self.value_tols(name))[-1]
@@ -88,33 +100,55 @@ class Oracle:
     def loss_spread(self) -> float:
         return self.spreads()["loss"]
 
+    def _perturbed(self, r: int) -> list:
+        """The first `r` perturbed runs, made on first need and always in the same order from
+        one noise stream: the runs are the same whichever `r` is asked first."""
+        if self._noise is None:
+            self._noise = torch_run.Noise(np.random.default_rng(self.seed), frozenset(self.prog.dtypes))
+        while len(self._runs) < r:
+            with np.errstate(all="ignore"):
+                self._runs.append(torch_run.run_torch(self.prog, self.values_in, self._noise,
+                                                      backward_passes=self.passes, stops=self.stops))
+        return self._runs[:r]
+
+    def _spread_of(self, runs: list, get, name) -> np.ndarray:
+        exact = get(self.ref)[name]
+        s = np.zeros_like(exact)
+        for r in runs:
+            got = get(r)[name]
+            s = np.maximum(s, np.where(np.isinf(exact) & (got == exact), 0.0, self._noise.scale * np.abs(got - exact)))
+        if not np.all(np.isfinite(s)):
+            raise InvalidExample(f"a rounding-size perturbation makes {name} non-finite")
+        return s
+
+    def _partial_spread(self, r: int, p: int | None, name: str) -> np.ndarray:
+        """The spread of one value (p None) or gradient (pass p) over the first r runs: a
+        lower bound of the full spread. A kink those runs already place within noise, or
+        cross, makes the example invalid, as the full classification would."""
+        key = (r, p, name)
+        if key not in self._partial:
+            runs = self._perturbed(r)
+            if ("kinks", r) not in self._partial:
+                classify_kinks(self.prog, self.ref, runs, self._noise.scale)
+                self._partial[("kinks", r)] = True
+            self._partial[key] = self._spread_of(runs, (lambda x: x.values) if p is None else
+                                                 (lambda x, p=p: x.history[p]), name)
+        return self._partial[key]
+
     def spreads(self) -> dict:
         """How far `RUNS` perturbed runs move every value and gradient (scaled to the
         program's unit roundoff): {"values": {name: array}, "grads": [{name: array}, ...],
-        "loss": float}. Computed once, on first need."""
+        "loss": float}. Computed once, on first need (with the kink classification and the
+        finiteness of every spread, as one judgement of the example)."""
         if self._spread is None:
             prog = self.prog
-            noise = torch_run.Noise(np.random.default_rng(self.seed), frozenset(prog.dtypes))
-            with np.errstate(all="ignore"):
-                runs = [torch_run.run_torch(prog, self.values_in, noise, backward_passes=self.passes,
-                                          stops=self.stops) for _ in range(RUNS)]
-            classify_kinks(prog, self.ref, runs, noise.scale)
-
-            def spread(get, name):
-                exact = get(self.ref)[name]
-                s = np.zeros_like(exact)
-                for r in runs:
-                    got = get(r)[name]
-                    s = np.maximum(s, np.where(np.isinf(exact) & (got == exact), 0.0,
-                                               noise.scale * np.abs(got - exact)))
-                if not np.all(np.isfinite(s)):
-                    raise InvalidExample(f"a rounding-size perturbation makes {name} non-finite")
-                return s
+            runs = self._perturbed(RUNS)
+            classify_kinks(prog, self.ref, runs, self._noise.scale)
             self._spread = {
-                "values": {n: spread(lambda r: r.values, n) for n in prog.names},
-                "grads": [{n: spread(lambda r, p=p: r.history[p], n) for n in prog.names}
+                "values": {n: self._spread_of(runs, lambda r: r.values, n) for n in prog.names},
+                "grads": [{n: self._spread_of(runs, lambda r, p=p: r.history[p], n) for n in prog.names}
                           for p in range(self.passes)],
-                "loss": max(noise.scale * abs(float(r.values[prog.root]) - float(self.values[prog.root]))
+                "loss": max(self._noise.scale * abs(float(r.values[prog.root]) - float(self.values[prog.root]))
                             for r in runs)}
         return self._spread
 

@@ -29,16 +29,20 @@ from reference.registry.regimes import with_offset
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A model: per-sample input shape, layers in order, loss, dtype of the pygrad side."""
+    """A model: per-sample input shape, layers in order, loss, dtype of the pygrad side.
+    `block` = (start, stop): layers start..stop-1 sit in a Module of their own (`Block`,
+    attribute `block`) that the model calls inside its forward; () for none."""
 
     input: tuple
     layers: tuple = ()
     loss: str = "sse"
     dtype: str = "float64"
+    block: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "input", tuple(self.input))
         object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "block", tuple(self.block))
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,38 @@ def layer_name(i: int, layer) -> str:
     return f"{layer.kind}{i}"
 
 
+BLOCK = "block"
+"""The attribute of the Module inside the model (`ModuleSpec.block`)."""
+
+
+def in_block(spec: ModuleSpec, i: int) -> bool:
+    return bool(spec.block) and spec.block[0] <= i < spec.block[1]
+
+
+def layer_path(spec: ModuleSpec, i: int) -> str:
+    """The attribute path of layer `i` from the model, e.g. `linear0` or `block.relu1`."""
+    name = layer_name(i, spec.layers[i])
+    return f"{BLOCK}.{name}" if in_block(spec, i) else name
+
+
+def _check_block(spec: ModuleSpec) -> None:
+    """The block is a non-empty range of layers whose skips stay inside it, and no layer
+    after it skips from an activation inside it (the block returns only its last)."""
+    if not spec.block:
+        return
+    if len(spec.block) != 2 or not 0 <= spec.block[0] < spec.block[1] <= len(spec.layers):
+        raise SpecError(f"block must be (start, stop) with 0 <= start < stop <= {len(spec.layers)}, got {spec.block}")
+    start, stop = spec.block
+    for i, layer in enumerate(spec.layers):
+        skip = layer.get("skip")
+        if skip is None:
+            continue
+        if start <= i < stop and skip < start:
+            raise SpecError(f"layer {i} in the block skips from activation {skip}, before the block")
+        if i >= stop and start < skip < stop:
+            raise SpecError(f"layer {i} skips from activation {skip}, inside the block")
+
+
 def shapes(spec: ModuleSpec) -> list:
     """Per-sample shapes of every activation: [input, after layer 0, ...]. Raises SpecError
     when the spec is inconsistent."""
@@ -73,6 +109,7 @@ def shapes(spec: ModuleSpec) -> list:
     acts = [tuple(spec.input)]
     for layer in spec.layers:
         acts.append(tuple(layer.spec.out_shape(layer, acts[-1], acts)))
+    _check_block(spec)
     loss = MODULE_LOSSES[spec.loss]
     if loss.logits and len(acts[-1]) != 2:
         raise SpecError(f"{spec.loss} needs logits of per-sample shape (n, w), got {acts[-1]}")
@@ -102,20 +139,41 @@ def complete(layers: list, acts: list, loss: str) -> list:
 
 
 # ---------------------------------------------------------------------------- pygrad code
+def _class_code(cls: str, spec: ModuleSpec, first: int, last: int, acts: list, dt: str, inner: tuple = ()) -> list:
+    """A Module class holding layers first..last-1 (its forward's input is activation
+    `first`); `inner` = (start, stop): those layers are the Module at attribute `block`."""
+    parts = []   # (attribute, constructor, activation in, activation out, call arguments)
+    i = first
+    while i < last:
+        if inner and i == inner[0]:
+            parts.append((BLOCK, f"{BLOCK.capitalize()}()", i, inner[1], ""))
+            i = inner[1]
+            continue
+        layer = spec.layers[i]
+        name = layer_name(i, layer)
+        parts.append((name, layer.spec.code(layer, acts[i], spec.dtype, name), i, i + 1, layer))
+        i += 1
+    var = [None] * first + ["x"] + [f"h{k + 1}" for k in range(first, len(spec.layers))]
+    lines = [f"class {cls}(Module):", "    def __init__(self):"]
+    lines += [f"        self.{attr} = {code}" for attr, code, *_ in parts]
+    lines.append(f"        super().__init__(x=Tensor(np.zeros({(1,) + acts[first]!r}){dt}, leaf=True))")
+    lines += ["", "    def forward(self, x):"]
+    for attr, _, a, b, layer in parts:
+        call = f"{var[a]}{layer.spec.call_args(layer, var[:a + 1])}" if layer else f"x={var[a]}"   # a Module: keywords
+        lines.append(f"        {var[b]} = self.{attr}({call})")
+    lines.append(f"        return {var[last]}")
+    return lines
+
+
 def module_code(spec: ModuleSpec) -> str:
-    """The class `Model` and the function `loss_fn` (no imports, no instance)."""
+    """The class `Model` (after the class `Block` of its inner Module, if any) and the
+    function `loss_fn` (no imports, no instance)."""
     acts = shapes(spec)
     dt = "" if spec.dtype == "float64" else f", dtype=np.{spec.dtype}"
-    lines = ["class Model(Module):", "    def __init__(self):"]
-    for i, layer in enumerate(spec.layers):
-        name = layer_name(i, layer)
-        lines.append(f"        self.{name} = {layer.spec.code(layer, acts[i], spec.dtype, name)}")
-    lines.append(f"        super().__init__(x=Tensor(np.zeros({(1,) + acts[0]!r}){dt}, leaf=True))")
-    lines += ["", "    def forward(self, x):"]
-    var = ["x"] + [f"h{i + 1}" for i in range(len(spec.layers))]
-    for i, layer in enumerate(spec.layers):
-        lines.append(f"        {var[i + 1]} = self.{layer_name(i, layer)}({var[i]}{layer.spec.call_args(layer, var[:i + 1])})")
-    lines.append(f"        return {var[-1]}")
+    lines = []
+    if spec.block:
+        lines += _class_code(BLOCK.capitalize(), spec, *spec.block, acts, dt) + ["", ""]
+    lines += _class_code("Model", spec, 0, len(spec.layers), acts, dt, spec.block)
     lines += ["", "", "def loss_fn(y_pred, y_true):", f"    return {MODULE_LOSSES[spec.loss].code}"]
     return "\n".join(lines) + "\n"
 
@@ -157,8 +215,9 @@ def build(spec: ModuleSpec, seed: int) -> tuple:
     refs = []
     for i, layer in enumerate(spec.layers):
         for w in layer.spec.weights(layer):
-            t = getattr(getattr(model, layer_name(i, layer)), w.attr)
-            refs.append(WeightRef(f"{layer_name(i, layer)}.{w.attr}", tuple(t.shape), t.uid, w))
+            name = f"{layer_path(spec, i)}.{w.attr}"
+            t = weight(model, name)
+            refs.append(WeightRef(name, tuple(t.shape), t.uid, w))
     return model, refs
 
 
@@ -213,7 +272,7 @@ def module_program(spec: ModuleSpec, batch: int, weights) -> tuple:
     node = _Builder(dt, batch)
     h = ["x"]
     for i, layer in enumerate(spec.layers):
-        prefix = layer_name(i, layer)
+        prefix = layer_path(spec, i).replace(".", "_")
         h.append(layer.spec.forward(node, layer, h[-1], h, lambda attr, p=prefix: f"{p}_{attr}"))
     root = MODULE_LOSSES[spec.loss].add(node, h[-1], "y")
     return Program(tuple(inputs), tuple(node.nodes), root), h

@@ -38,6 +38,7 @@ class ModuleSample:
     optimizer: tuple | None = None    # (name, hyper-parameters): a step after every call but the last
     zeros: float = 0.0                # see `nets.make_batch`
     state: bool = False               # a state_dict / load_state_dict round trip, then a call
+    block: tuple = ()                 # layers inside a Module of their own (`nets.ModuleSpec.block`)
 
     def calls(self, sizes: tuple) -> "ModuleSample":
         """This sample with calls of `sizes` (the resets kept, extended by plain calls)."""
@@ -85,7 +86,9 @@ MODULE_CONDITIONS = (
               lambda s: replace(_two_calls(s), optimizer=s.optimizer or ("SGD", {"lr": 0.1}))),
     Condition("float32", lambda c: c.spec.dtype == "float32", lambda s: replace(s, dtype="float32")),
     Condition("exact zero at a ReLU kink", _zero_at_kink, _zeros_at_kink),
-    Condition("state_dict round trip", lambda c: c.state, lambda s: replace(s, state=True)))
+    Condition("state_dict round trip", lambda c: c.state, lambda s: replace(s, state=True)),
+    Condition("a Module inside the Module", lambda c: bool(c.spec.block),
+              lambda s: replace(s, block=(0, min(2, len(s.layers))))))
 """Conditions of the `module` row: how users call a Module."""
 
 MODULE_INFEASIBLE: dict = {}
@@ -104,6 +107,7 @@ MODULE_SAMPLES = (
     # zero rows through a bias-free Linear: exact zeros at the ReLU's kink
     ModuleSample((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse", sizes=(3,), zeros=0.4),
     ModuleSample((2, 3), MLP, "sse", "float32", sizes=(2, 3), resets=(True, False), state=True),
+    ModuleSample((2, 3), MLP, "sse", sizes=(2, 3), resets=(True, False), state=True, block=(1, 3)),
 )
 PLAIN = MODULE_SAMPLES[0]
 LOSS_BASE = ModuleSample((3, 3), MLP, PLAIN.loss)

@@ -369,10 +369,15 @@ def std_overflow(dtype, args, shapes, headroom=HEADROOM) -> float:
 
 
 def product_underflow(dtype, args, shapes) -> float:
-    """Products of two operands near tiny (x * y, a @ b, conv2D, b ** 2). (Not std's squares:
-    its error model has no term for a row whose squares all underflow, amplified by the
-    square root.)"""
+    """Products of two operands near tiny (x * y, a @ b, conv2D, b ** 2)."""
     return math.sqrt(tiny_of(dtype))
+
+
+def std_underflow(dtype, args, shapes):
+    """float32 rows whose squared deviations would underflow in float32 (entries near
+    sqrt(tiny)): torch, and pygrad, sum them in float64. Not float64: its error model has no
+    term for a row whose squares all underflow, amplified by the square root."""
+    return math.sqrt(tiny_of(dtype)) if np.dtype(dtype).itemsize < 8 else None
 
 
 def constant_product_underflow(dtype, args, shapes) -> float:

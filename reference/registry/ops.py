@@ -101,7 +101,7 @@ _LIST = [
     _reduce("mean", np.mean, {"axis": -1, "keepdims": True}, sign=nm.keep_sign),
     _reduce("std", np.std, {"axis": -1, "keepdims": True}, kinks=nm.std_kinks, exact_kinks="rows",
             sign=nm.nonnegative, out_ulps=4, in_ulps=0.0, out_abs=nm.std_out_abs, bwd_abs=nm.std_bwd_abs,
-            fd_min_side=2, overflow=nm.std_overflow,
+            fd_min_side=2, overflow=nm.std_overflow, underflow=nm.std_underflow,
             notes="population std (ddof=0); a constant row is a kink (gradient 0 in torch)"),
     OpSpec(name="reshape", arity=1, code="{0}.reshape({args})", torch=lambda x, shape: x.reshape(shape),
            numpy=lambda x, shape: np.reshape(x, shape), rule=rules.RESHAPE, posargs=("shape",),

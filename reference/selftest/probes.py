@@ -57,7 +57,7 @@ def run_case(case: Case, pg, torch, seed: int) -> Outcome:
     for draw in range(DRAWS):
         rng = np.random.default_rng([seed, draw, _stable_hash(case.name)])
         try:
-            with _alarm(CASE_TIMEOUT):
+            with _alarm(CASE_TIMEOUT), np.errstate(all="ignore"):   # a mutant's NaN is judged, not printed
                 comparisons = case.run(pg, torch, rng)
         except PygradRaised as e:
             return Outcome(case.name, "error", str(e))
