@@ -107,7 +107,6 @@ class _Product:
 
     def __init__(self, left: np.ndarray, right: np.ndarray, clear_wide: bool):
         self.left, self.right, self.clear_wide = left, right, clear_wide
-        self.shape = (left.shape[0], right.shape[1])
         self.dtype = np.result_type(left, right)
 
 
