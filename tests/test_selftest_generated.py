@@ -246,3 +246,14 @@ def test_selftest_modules_import_only_downward():
                     names = [a.name for a in node.names] if target is None else [target]
                     for t in names:
                         assert t in LAYERS[:i + 1], f"{name} imports {t}"   # itself: the worker entry
+
+
+def test_a_probe_whose_own_code_chokes_on_pygrads_result_calls_it_wrong_and_the_worker_lives():
+    from reference.selftest.probe_base import Case, side
+
+    def run(pg, torch, rng):
+        with side():
+            weights = []            # as a mutant that lost the model's weights would give
+        return [weights[0]]         # the probe's torch side indexes them
+    outcome = probes.run_case(Case("lost weights", (), run), None, None, 0)
+    assert outcome.status == "wrong" and "IndexError" in outcome.detail
