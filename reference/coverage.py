@@ -149,7 +149,7 @@ def train_case(name: str, d: TrainDraft) -> TrainCase:
     """A `TrainDraft` of optimizer `name` as a case (the options left at their defaults are
     not passed: the run's seed names only those given)."""
     options = {k: getattr(d, k) for k in ("order", "target_leaf", "reset", "unused", "divisor", "extra_steps",
-                                          "zero_grad")
+                                          "zero_grad", "penalty")
                if getattr(d, k) != getattr(TrainDraft, k)}
     if d.layout:
         options["layouts"] = _trained_layouts(d.layout)

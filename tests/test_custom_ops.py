@@ -210,6 +210,9 @@ def test_identity_value_is_copied_not_shared_with_the_operand():
     (lambda: pygrad.function(lambda a, b: (a * b, lambda g: (g, g[0]))),
      lambda f: f(Tensor(np.ones((2, 3))), Tensor(np.ones((2, 3)))).backward(), ValueError,
      r"gradient of shape \(3,\) for operand 1 of shape \(2, 3\).*output's \(2, 3\)"),
+    (lambda: pygrad.function(lambda a, b: (a * b, lambda g: (g, g[0, :2]))),    # (2,) and (2, 3) do not broadcast
+     lambda f: f(Tensor(np.ones((2, 3))), Tensor(np.ones((2, 3)))).backward(), ValueError,
+     r"gradient of shape \(2,\) for operand 1 of shape \(2, 3\)"),
 ])
 def test_bad_ops_and_rules_raise_naming_the_op_and_shapes(make, call, error, match):
     with pytest.raises(error, match=match):

@@ -272,6 +272,44 @@ def test_grads_that_are_not_arrays_of_their_own_are_an_invariant_finding(monkeyp
     test()
 
 
+def test_a_grad_that_is_copied_again_at_a_second_read_is_an_invariant_finding(monkeypatch):
+    prog, vals = _program("mul", [(3,), (3,)])
+    check_program(prog, vals, seed=0)
+    getter = Tensor.grad.fget
+
+    def forgets_it_owns(self):        # as if the first read did not record that the array is the tensor's
+        g = getter(self)
+        self._grad_own = False
+        return g
+    monkeypatch.setattr(Tensor, "grad", property(forgets_it_owns, Tensor.grad.fset))
+    with pytest.raises(Mismatch) as e:
+        check_program(prog, vals, seed=0)
+    assert e.value.check == "invariant" and "read again" in e.value.message
+    namespace = {}
+    exec(e.value.reproducer, namespace)
+    test = next(f for name, f in namespace.items() if name.startswith("test_"))
+    with pytest.raises(AssertionError):
+        test()
+    monkeypatch.undo()
+    test()
+
+
+def test_a_penalty_on_a_weight_beside_its_batched_twin_adds_both_gradients(monkeypatch):
+    from pygrad.optims import Optimizer
+    case = train_run("SGD", {"lr": 0.1}, steps=3, penalty=True, reset=False)
+    assert "a weight used beside its batched twin" in case.conditions()["optim:SGD"]
+    case.run()                                     # correct pygrad: twin's gradient + the penalty's
+    original = Optimizer._gradients
+
+    def first_twin_only(self, loss, op, need_grad=True):
+        return {i: (None if g is None else np.array(twins[0].grad), twins)
+                for i, (g, twins) in original(self, loss, op, need_grad).items()}
+    monkeypatch.setattr(Optimizer, "_gradients", first_twin_only)
+    with pytest.raises(Mismatch) as e:
+        case.run()
+    assert e.value.row == "optim:SGD" and "model.linear0.W" in e.value.reproducer
+
+
 def test_step_single_rounds_without_zero_grad_restart_the_accumulation(monkeypatch):
     case = train_run("SGD", {"lr": 0.1}, steps=3, chunks=2, zero_grad=False)
     assert "step_single rounds without zero_grad" in case.conditions()["optim:SGD"]

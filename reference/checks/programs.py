@@ -271,7 +271,8 @@ def check_fd(prog, values, oracle: Oracle, env, out: Outcome, seed: int) -> None
 def check_grad_arrays(prog, values, oracle: Oracle, env, p: int) -> None:
     """Every graded tensor's `.grad` is a writeable ndarray that no other one shares: the
     contract's "in-place writes to x.grad affect x only" (`x.grad[...] = 0`, `x.grad += g`),
-    whatever arrays the engine passed around. (A name bound to the same Tensor as another,
+    whatever arrays the engine passed around, and `.grad` read again is the same array (as
+    torch's: `g = x.grad; ...; g += 1` reaches x). (A name bound to the same Tensor as another,
     as `x.T` of a 1-D x is, counts once.)"""
     tensors = {id(env[name]): name for name in reversed(prog.graded)}   # `x.T` of a 1-D x is x itself
     grads = {name: env[name].grad for name in prog.graded if tensors[id(env[name])] == name}
@@ -280,12 +281,15 @@ def check_grad_arrays(prog, values, oracle: Oracle, env, p: int) -> None:
     held = [(name, g) for name, g in grads.items() if type(g) is np.ndarray and g.size]
     problems += [f"{a}.grad and {b}.grad share memory" for i, (a, ga) in enumerate(held) for b, gb in held[i + 1:]
                  if np.may_share_memory(ga, gb) and np.shares_memory(ga, gb)]
+    problems += [f"{name}.grad read again, while the first read is held, is another array"
+                 for name, g in grads.items() if type(g) is np.ndarray and env[name].grad is not g]
     if problems:
         names = ", ".join(grads)
         check = [f"tensors = [{names}{',' if len(grads) == 1 else ''}]",
                  "grads = [t.grad for t in tensors]",
                  "assert all(type(g) is np.ndarray and g.flags.writeable for g in grads)",
-                 "assert not any(np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1:])"]
+                 "assert not any(np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1:])",
+                 "assert all(t.grad is g for t, g in zip(tensors, grads))   # writes through g reach t"]
         raise mismatch_at("invariant", prog, values, oracle, None,
                           "after backward" + (f"(reset_grad=False) #{p}" if p else "()") + ": " + "; ".join(problems)
                           + " (each .grad must be a writeable ndarray of its own)", printer.describe(prog, prog.root),

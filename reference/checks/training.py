@@ -40,6 +40,12 @@ EXTRA = np.array([0.5, -1.5])   # the initial value of the parameter outside the
 EXTRA_W = np.array([0.75, -1.25])   # at the steps where it is in the graph, the loss adds (extra * EXTRA_W).sum()
 
 
+def penalty_of(shape) -> np.ndarray:
+    """The constant of a run's penalty term on a weight of `shape` (`TrainRun.penalty`)."""
+    n = int(np.prod(shape))
+    return np.linspace(-0.5, 0.75, n).reshape(shape) if n > 1 else np.full(shape, 0.5)
+
+
 @dataclass(frozen=True)
 class TrainRun:
     """Training `build(spec, seed)` with optimizer `name` and `hyper` ((key, value) pairs):
@@ -51,7 +57,10 @@ class TrainRun:
     update equal a step on the whole batch); `layouts`: per parameter (`parameters()`), the
     memory layout its value is given before training, where its shape takes it; `zero_grad`:
     False skips `optim.zero_grad()` before every step_single round but the first (step_single
-    restarts its accumulation after each update, so nothing changes: `zeroes`)."""
+    restarts its accumulation after each update, so nothing changes: `zeroes`); `penalty`: at
+    every step of one chunk the loss adds `(model.<first weight> * penalty_of(shape)).sum()`,
+    a term on the parameter itself beside its twin in the batched copy (an L2-like penalty as
+    users write it): the optimizer must add the two gradients."""
 
     spec: ModuleSpec
     seed: int
@@ -67,6 +76,7 @@ class TrainRun:
     extra_steps: tuple = ()
     layouts: tuple = ()
     zero_grad: bool = True
+    penalty: bool = False
 
     @property
     def row(self) -> str:
@@ -92,6 +102,7 @@ class TrainRun:
                         zero_gradient=bool(zero_gradient_steps(self)),
                         absent_some_steps=self.unused and 0 < len(set(self.extra_steps)) < len(self.steps),
                         no_zero_grad=not all(self.zeroes(k) for k in range(len(self.steps))),
+                        penalty=any(self.penalty_grad(k) for k in range(len(self.steps))),
                         layouts=tuple(self.layout_of(k, shape) for k, (_, shape) in enumerate(params)),
                         shapes=tuple(shape for _, shape in params))
 
@@ -115,6 +126,14 @@ class TrainRun:
             return None
         chunks = len(self.steps[k])
         return EXTRA_W * (1.0 if chunks == 1 else chunks / self.batch_size(k))
+
+    def penalty_grad(self, k: int) -> dict:
+        """{weight name: the gradient the penalty gives the parameter itself at step k}; {}
+        where the run has no penalty or step k is a step_single accumulation."""
+        if not self.penalty or len(self.steps[k]) != 1:
+            return {}
+        name, shape = weight_shapes(self.spec)[0]
+        return {name: penalty_of(shape)}
 
     def conditions(self, n_weights: int) -> set:
         use = self.use(n_weights)
@@ -172,15 +191,19 @@ def train_script(case: TrainRun) -> Script:
 
 
 def _extra_term(s: Script, case: TrainRun, k: int) -> str:
-    """At the steps where the parameter outside the Module is in the graph: the statements
-    adding it to the loss just computed; returns the name of the loss to step with."""
-    if not case.unused:
-        return s.loss
-    if k not in case.extra_steps:
+    """At the steps where the parameter outside the Module is in the graph, or the penalty
+    applies: the statements adding them to the loss just computed; returns the name of the
+    loss to step with."""
+    terms = []
+    if case.unused and k not in case.extra_steps:
         s.add("extra_before = extra.value.copy()")
+    elif case.unused:
+        terms.append(f"(extra * {printer.array_literal(EXTRA_W)}).sum()")
+    terms += [f"(model.{name} * {printer.array_literal(c)}).sum()" for name, c in case.penalty_grad(k).items()]
+    if not terms:
         return s.loss
     total = f"total{s.calls - 1}"
-    s.add(f"{total} = {s.loss} + (extra * {printer.array_literal(EXTRA_W)}).sum()")
+    s.add(f"{total} = {s.loss} + " + " + ".join(terms))
     s.add(f"{total}.backward()")
     return total
 
@@ -242,11 +265,14 @@ def _steps(run: Run, case: TrainRun) -> None:
 
     def with_extra(loss, k):
         """The loss to step with: at `extra_steps`, plus the term of the parameter outside
-        the Module (backward run again on the total)."""
-        if not (extra is not None and k in case.extra_steps):
-            return loss
-        total = loss + (extra * EXTRA_W).sum()
-        total.backward()
+        the Module, and the penalty on a weight itself (backward run again on the total)."""
+        total = loss
+        if extra is not None and k in case.extra_steps:
+            total = total + (extra * EXTRA_W).sum()
+        for name, c in case.penalty_grad(k).items():
+            total = total + (weight(model, name) * c.astype(dt)).sum()
+        if total is not loss:
+            total.backward()
         return total
 
     def extra_applied(k, scale=1.0):
@@ -281,7 +307,8 @@ def _steps(run: Run, case: TrainRun) -> None:
                                          blame)
             name = _extra_term(s, case, k)
             loss = run.pygrad(lambda: with_extra(got.loss, k), f"the loss with the extra parameter at {step}")
-            alone.record(before, got.grads | extra_applied(k))
+            penalised = {n: got.grads[n] + c for n, c in case.penalty_grad(k).items()}
+            alone.record(before, got.grads | penalised | extra_applied(k))
             s.add(f"optim.step({name})")
             run.pygrad(lambda: optim.step(loss), f"optim.step at {step}")
         else:

@@ -57,6 +57,8 @@ class Trajectory:
                 classify_kinks(prog, self._exact_runs[len(steps)], [run], noise.scale)
             grads = {w.name: run.grads[w.program_input] for w in weights}
             update = {w.name: grads[w.name] * case.update_scale(k) for w in weights}
+            for n, c in case.penalty_grad(k).items():
+                update[n] = update[n] + c
             if case.unused:
                 update["extra"] = case.extra_grad(k)
             torch_step(optim, tensors, update, noise)

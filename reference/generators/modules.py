@@ -91,7 +91,8 @@ def train_cases(draw, name: str, accumulate: bool = False):
     then an all-zero batch, each parameter's value in a memory layout (C-contiguous first, then
     those its shape takes: `registry.regimes`). `accumulate`: each step is 2-3 equal chunks of 1-2 samples
     through `step_single`, with a `batch_size` that makes it one whole-batch step, or 1-4, and
-    `optim.zero_grad()` before every round or only before the first."""
+    `optim.zero_grad()` before every round or only before the first; otherwise, half the time,
+    a penalty term on a weight itself beside its twin in the batched copy."""
     spec = draw(module_specs(max_layers=4, weights=True, chunkable=accumulate), label="spec")
     hyper = draw(OPTIMIZERS[name].strategy(), label="hyper-parameters")
     n_steps = draw(st.integers(1, 3) if accumulate else st.integers(3, 10))
@@ -105,6 +106,7 @@ def train_cases(draw, name: str, accumulate: bool = False):
     extra_steps = tuple(k for k in range(n_steps) if draw(st.booleans())) if unused else ()
     divisor = draw(st.one_of(st.none(), st.integers(1, 4))) if accumulate else None
     zero_grad = draw(st.booleans()) if accumulate else True
+    penalty = False if accumulate else draw(st.booleans())
     shapes = [shape for _, shape in weight_shapes(spec)] + [EXTRA.shape] * unused
     layouts = tuple(draw(st.sampled_from([""] + layouts_for(shape))) for shape in shapes)
     zero_step = draw(st.one_of(st.none(), st.integers(1, n_steps - 1))) if n_steps > 1 else None
@@ -117,9 +119,9 @@ def train_cases(draw, name: str, accumulate: bool = False):
             x = np.zeros_like(x)
         steps.append(tuple((x[i * size:(i + 1) * size], t[i * size:(i + 1) * size]) for i in range(c)))
     noise = oracle_seed(spec, seed, name, hyper, reset, target_leaf, order, unused, divisor, extra_steps, layouts,
-                        zero_grad, *[a for s in steps for c in s for a in c])
+                        zero_grad, penalty, *[a for s in steps for c in s for a in c])
     return TrainCase(TrainRun(spec, seed, name, tuple(sorted(hyper.items())), tuple(steps), reset, target_leaf,
-                              order, unused, noise, divisor, extra_steps, layouts, zero_grad))
+                              order, unused, noise, divisor, extra_steps, layouts, zero_grad, penalty))
 
 
 @st.composite

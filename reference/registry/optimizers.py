@@ -17,6 +17,7 @@ import torch
 from hypothesis import strategies as st
 
 from reference.registry.regimes import LAYOUTS, layout_reached
+from reference.registry.makers import excludes
 from reference.registry.spec import Condition
 
 
@@ -37,6 +38,7 @@ class TrainUse:
     zero_gradient: bool = False       # some weight's gradient is exactly 0 at a step after the first
     absent_some_steps: bool = False   # a parameter in the loss's graph at some steps, absent at others
     no_zero_grad: bool = False        # step_single rounds follow each other with no zero_grad() between
+    penalty: bool = False             # a loss term on a weight itself beside its twin in the batched copy
     layouts: tuple = ()   # per parameter (the Module's weights, then the one outside it): its memory layout
     shapes: tuple = ()    # per parameter, in the same order
 
@@ -67,6 +69,7 @@ class TrainDraft:
     extra_steps: tuple = ()        # steps whose loss includes the parameter outside the Module
     layout: str = ""               # a memory layout of every parameter whose shape takes it, or SPREAD
     zero_grad: bool = True         # False: no zero_grad() before a step_single round (but the first)
+    penalty: bool = False          # a loss term on the first weight itself (`TrainRun.penalty`)
 
 
 def train_field(**fields):
@@ -100,14 +103,15 @@ class OptimizerSpec:
         model_reset, step_single accumulation (rounds with no zero_grad() between them), a
         parameter outside the graph, float32, a batch_size other than the number of calls, a
         weight's gradient exactly 0 at some steps with a parameter absent from some steps'
-        graphs, every memory layout on the parameters."""
+        graphs, every memory layout on the parameters, a penalty term on a weight itself."""
         plain, visible = self.samples[0], self.samples[-1]
         return [TrainDraft(plain), TrainDraft(visible, steps=5),
                 TrainDraft(plain, order=(3, 1, 2, 0), target_leaf=False, reset=False),
                 TrainDraft(visible, steps=3, chunks=2, zero_grad=False), TrainDraft(plain, unused=True),
                 TrainDraft(visible, dtype="float32"), TrainDraft(visible, steps=2, chunks=3, divisor=2),
                 TrainDraft(visible, steps=4, zero_steps=(1, 2), unused=True, extra_steps=(0, 2)),
-                TrainDraft(visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layout=SPREAD)]
+                TrainDraft(visible, steps=4, unused=True, extra_steps=(0, 1, 2, 3), layout=SPREAD),
+                TrainDraft(visible, steps=4, penalty=True, reset=False)]
 
     def render(self, params: str, hyper: dict) -> str:
         return self.code.format(params=params, **hyper)
@@ -129,6 +133,15 @@ LR = _log_uniform(1e-3, 0.3)
 BETA = st.floats(0.0, 0.99)
 EPS = _log_uniform(1e-8, 0.1)   # sometimes comparable to sqrt(v): then it matters
 
+PENALTY = "a weight used beside its batched twin"
+
+
+STEP_SINGLE = ("step_single accumulation", "step_single batch_size != calls", "step_single rounds without zero_grad")
+PENALTY_INFEASIBLE = excludes(PENALTY, STEP_SINGLE, "the penalty applies at steps of one call (optim.step); "
+                              "step_single accumulates over several")
+"""The pairs of the optimizer rows' conditions that cannot meet."""
+
+
 COMMON = (
     Condition(">= 4 steps", lambda u: u.steps >= 4, lambda d: replace(d, steps=max(d.steps, 4))),
     Condition(">= 2 parameters", lambda u: u.params >= 2, lambda d: d),   # the trained model has four
@@ -146,6 +159,7 @@ COMMON = (
               lambda d: replace(d, steps=max(d.steps, 3), zero_steps=(1,))),
     Condition("a parameter absent from some steps' graphs", lambda u: u.absent_some_steps,
               lambda d: replace(d, steps=max(d.steps, 3), unused=True, extra_steps=(0, 2))),
+    Condition(PENALTY, lambda u: u.penalty, train_field(penalty=True)),
     # The layout regimes (registry.regimes, group "layout"): parameters whose values are views
     # in another memory layout, as `load_state_dict` of a Fortran-ordered array or
     # `w.value = view` leave them -- the optimizer updates them (in place where nothing else
@@ -164,17 +178,17 @@ def _visible(key: str, name: str, test, value):
 _LIST = [
     OptimizerSpec("SGD", "SGD({params}, lr={lr!r})",
                   lambda params, h: torch.optim.SGD(params, lr=h["lr"]),
-                  {"lr": LR}, ({"lr": 0.1}, {"lr": 0.01}), COMMON),
+                  {"lr": LR}, ({"lr": 0.1}, {"lr": 0.01}), COMMON, PENALTY_INFEASIBLE),
     OptimizerSpec("SGD_Momentum", "SGD_Momentum({params}, beta={beta!r}, lr={lr!r})",
                   lambda params, h: torch.optim.SGD(params, lr=h["lr"], momentum=h["beta"]),
                   {"lr": LR, "beta": BETA}, ({"lr": 0.05, "beta": 0.9}, {"lr": 0.1, "beta": 0.5}),
-                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5, 0.9),)),
+                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5, 0.9),), PENALTY_INFEASIBLE),
     OptimizerSpec("RMSProp", "RMSProp({params}, beta={beta!r}, lr={lr!r}, eps={eps!r})",
                   lambda params, h: torch.optim.RMSprop(params, lr=h["lr"], alpha=h["beta"], eps=h["eps"]),
                   {"lr": LR, "beta": BETA, "eps": EPS},
                   ({"lr": 0.01, "beta": 0.9, "eps": 1e-8}, {"lr": 0.05, "beta": 0.5, "eps": 0.05}),
                   COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
-                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9, 0.5))),
+                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9, 0.5)), PENALTY_INFEASIBLE),
     OptimizerSpec("Adam", "Adam({params}, beta1={beta1!r}, beta2={beta2!r}, eps={eps!r}, lr={lr!r})",
                   lambda params, h: torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
                                                      eps=h["eps"]),
@@ -183,7 +197,7 @@ _LIST = [
                    {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 0.05}),
                   COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
                             _visible("beta1", "beta1 <= 0.9", lambda b: b <= 0.9, 0.5),
-                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99, 0.9))),
+                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99, 0.9)), PENALTY_INFEASIBLE),
 ]
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}
