@@ -119,7 +119,7 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
 
 def module_sample_case(s: ModuleSample) -> ModuleCase:
     """A `ModuleSample` (the Module row's draft) as a case."""
-    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype, s.block), s.sizes, s.resets, s.optimizer, s.zeros,
+    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype, s.block, s.listed), s.sizes, s.resets, s.optimizer, s.zeros,
                        state=s.state)
 
 

@@ -168,11 +168,14 @@ def test_an_in_place_update_through_a_flattened_copy_is_caught_by_the_parameters
         flat -= self.lr * grad.reshape(-1)
         return True
     cases = row_cases("optim:SGD")
+    layouts = {layout.name for layout in LAYOUTS.values()}
+    spread = next(c for c in cases if layouts <= c.conditions()["optim:SGD"])   # every layout
     monkeypatch.setattr(optims.SGD, "_update_in_place", update_in_place)
-    for case in cases[:-1]:
-        case.run()
+    for case in cases:
+        if not layouts & case.conditions()["optim:SGD"]:
+            case.run()
     with pytest.raises(Mismatch) as e:
-        cases[-1].run()
+        spread.run()
     found = e.value.all()
     assert all(m.row == "optim:SGD" for m in found)
     assert {"transposed view", "Fortran order"} <= set().union(*(m.conditions for m in found))

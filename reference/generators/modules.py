@@ -23,7 +23,8 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
     """A consistent `ModuleSpec`, drawn layer by layer from the tracked per-sample shape: each
     layer kind that fits it (the table's `draw`), then the loss, with what the loss needs
     appended (a Flatten before logits, a Sigmoid before probabilities), and half the time a
-    range of them inside a Module of their own (`ModuleSpec.block`). `weights`: at least
+    range of them inside a Module of their own (`ModuleSpec.block`), and half the time the
+    layers also in a list. `weights`: at least
     one layer with weights (the table's layer that `completes` "weights" -- a Linear -- is
     appended to a model without). `chunkable`: a loss whose
     divisor does not depend on the values (step_single accumulation applies)."""
@@ -50,7 +51,7 @@ def module_specs(draw, dtype: str | None = None, max_layers: int = 5, weights: b
         block = (start, draw(st.integers(start + 1, len(layers))))
         if not valid(ModuleSpec(shape, layers, loss, dtype, block)):
             block = ()
-    return ModuleSpec(shape, layers, loss=loss, dtype=dtype, block=block)
+    return ModuleSpec(shape, layers, loss=loss, dtype=dtype, block=block, listed=draw(st.booleans()))
 
 
 def _batches(spec, sizes, seed, zeros, offset=False):

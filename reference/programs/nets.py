@@ -31,13 +31,16 @@ from reference.registry.regimes import with_offset
 class ModuleSpec:
     """A model: per-sample input shape, layers in order, loss, dtype of the pygrad side.
     `block` = (start, stop): layers start..stop-1 sit in a Module of their own (`Block`,
-    attribute `block`) that the model calls inside its forward; () for none."""
+    attribute `block`) that the model calls inside its forward; () for none. `listed`: the
+    model also holds its layers in a list (`self.layers`), as users often do: its copy meets
+    each layer twice."""
 
     input: tuple
     layers: tuple = ()
     loss: str = "sse"
     dtype: str = "float64"
     block: tuple = ()
+    listed: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "input", tuple(self.input))
@@ -139,9 +142,11 @@ def complete(layers: list, acts: list, loss: str) -> list:
 
 
 # ---------------------------------------------------------------------------- pygrad code
-def _class_code(cls: str, spec: ModuleSpec, first: int, last: int, acts: list, dt: str, inner: tuple = ()) -> list:
+def _class_code(cls: str, spec: ModuleSpec, first: int, last: int, acts: list, dt: str, inner: tuple = (),
+                listed: bool = False) -> list:
     """A Module class holding layers first..last-1 (its forward's input is activation
-    `first`); `inner` = (start, stop): those layers are the Module at attribute `block`."""
+    `first`); `inner` = (start, stop): those layers are the Module at attribute `block`;
+    `listed`: the attributes also in a list `self.layers`."""
     parts = []   # (attribute, constructor, activation in, activation out, call arguments)
     i = first
     while i < last:
@@ -156,6 +161,8 @@ def _class_code(cls: str, spec: ModuleSpec, first: int, last: int, acts: list, d
     var = [None] * first + ["x"] + [f"h{k + 1}" for k in range(first, len(spec.layers))]
     lines = [f"class {cls}(Module):", "    def __init__(self):"]
     lines += [f"        self.{attr} = {code}" for attr, code, *_ in parts]
+    if listed:
+        lines.append(f"        self.layers = [{', '.join(f'self.{attr}' for attr, *_ in parts)}]")
     lines.append(f"        super().__init__(x=Tensor(np.zeros({(1,) + acts[first]!r}){dt}, leaf=True))")
     lines += ["", "    def forward(self, x):"]
     for attr, _, a, b, layer in parts:
@@ -173,7 +180,7 @@ def module_code(spec: ModuleSpec) -> str:
     lines = []
     if spec.block:
         lines += _class_code(BLOCK.capitalize(), spec, *spec.block, acts, dt) + ["", ""]
-    lines += _class_code("Model", spec, 0, len(spec.layers), acts, dt, spec.block)
+    lines += _class_code("Model", spec, 0, len(spec.layers), acts, dt, spec.block, spec.listed)
     lines += ["", "", "def loss_fn(y_pred, y_true):", f"    return {MODULE_LOSSES[spec.loss].code}"]
     return "\n".join(lines) + "\n"
 

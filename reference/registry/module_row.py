@@ -39,6 +39,7 @@ class ModuleSample:
     zeros: float = 0.0                # see `nets.make_batch`
     state: bool = False               # a state_dict / load_state_dict round trip, then a call
     block: tuple = ()                 # layers inside a Module of their own (`nets.ModuleSpec.block`)
+    listed: bool = False              # the layers also held in a list (`nets.ModuleSpec.listed`)
 
     def calls(self, sizes: tuple) -> "ModuleSample":
         """This sample with calls of `sizes` (the resets kept, extended by plain calls)."""
@@ -88,7 +89,8 @@ MODULE_CONDITIONS = (
     Condition("exact zero at a ReLU kink", _zero_at_kink, _zeros_at_kink),
     Condition("state_dict round trip", lambda c: c.state, lambda s: replace(s, state=True)),
     Condition("a Module inside the Module", lambda c: bool(c.spec.block),
-              lambda s: replace(s, block=(0, min(2, len(s.layers))))))
+              lambda s: replace(s, block=(0, min(2, len(s.layers))))),
+    Condition("layers also held in a list", lambda c: c.spec.listed, lambda s: replace(s, listed=True)))
 """Conditions of the `module` row: how users call a Module."""
 
 MODULE_INFEASIBLE: dict = {}
@@ -107,7 +109,7 @@ MODULE_SAMPLES = (
     # zero rows through a bias-free Linear: exact zeros at the ReLU's kink
     ModuleSample((2, 3), (Layer.make("linear", out=3, bias=False), Layer.make("relu")), "sse", sizes=(3,), zeros=0.4),
     ModuleSample((2, 3), MLP, "sse", "float32", sizes=(2, 3), resets=(True, False), state=True),
-    ModuleSample((2, 3), MLP, "sse", sizes=(2, 3), resets=(True, False), state=True, block=(1, 3)),
+    ModuleSample((2, 3), MLP, "sse", sizes=(2, 3), resets=(True, False), state=True, block=(1, 3), listed=True),
 )
 PLAIN = MODULE_SAMPLES[0]
 LOSS_BASE = ModuleSample((3, 3), MLP, PLAIN.loss)

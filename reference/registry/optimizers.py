@@ -79,6 +79,13 @@ def train_field(**fields):
     return make
 
 
+PENALTY = "a weight used beside its batched twin"
+STEP_SINGLE = ("step_single accumulation", "step_single batch_size != calls", "step_single rounds without zero_grad")
+COMMON_INFEASIBLE = excludes(PENALTY, STEP_SINGLE, "the penalty applies at steps of one call (optim.step); "
+                             "step_single accumulates over several")
+"""The pairs of the common conditions (`COMMON`) that cannot meet: every optimizer row's."""
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """`code`: the constructor, formatted with `params` (an expression) and the
@@ -91,7 +98,7 @@ class OptimizerSpec:
     hyper: dict
     samples: tuple
     conditions: tuple = field(default_factory=tuple)
-    infeasible: Mapping = field(default_factory=dict)
+    infeasible: Mapping = field(default_factory=lambda: dict(COMMON_INFEASIBLE))
 
     @property
     def row(self) -> str:
@@ -133,15 +140,6 @@ LR = _log_uniform(1e-3, 0.3)
 BETA = st.floats(0.0, 0.99)
 EPS = _log_uniform(1e-8, 0.1)   # sometimes comparable to sqrt(v): then it matters
 
-PENALTY = "a weight used beside its batched twin"
-
-
-STEP_SINGLE = ("step_single accumulation", "step_single batch_size != calls", "step_single rounds without zero_grad")
-PENALTY_INFEASIBLE = excludes(PENALTY, STEP_SINGLE, "the penalty applies at steps of one call (optim.step); "
-                              "step_single accumulates over several")
-"""The pairs of the optimizer rows' conditions that cannot meet."""
-
-
 COMMON = (
     Condition(">= 4 steps", lambda u: u.steps >= 4, lambda d: replace(d, steps=max(d.steps, 4))),
     Condition(">= 2 parameters", lambda u: u.params >= 2, lambda d: d),   # the trained model has four
@@ -178,17 +176,17 @@ def _visible(key: str, name: str, test, value):
 _LIST = [
     OptimizerSpec("SGD", "SGD({params}, lr={lr!r})",
                   lambda params, h: torch.optim.SGD(params, lr=h["lr"]),
-                  {"lr": LR}, ({"lr": 0.1}, {"lr": 0.01}), COMMON, PENALTY_INFEASIBLE),
+                  {"lr": LR}, ({"lr": 0.1}, {"lr": 0.01}), COMMON),
     OptimizerSpec("SGD_Momentum", "SGD_Momentum({params}, beta={beta!r}, lr={lr!r})",
                   lambda params, h: torch.optim.SGD(params, lr=h["lr"], momentum=h["beta"]),
                   {"lr": LR, "beta": BETA}, ({"lr": 0.05, "beta": 0.9}, {"lr": 0.1, "beta": 0.5}),
-                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5, 0.9),), PENALTY_INFEASIBLE),
+                  COMMON + (_visible("beta", "momentum >= 0.5", lambda b: b >= 0.5, 0.9),)),
     OptimizerSpec("RMSProp", "RMSProp({params}, beta={beta!r}, lr={lr!r}, eps={eps!r})",
                   lambda params, h: torch.optim.RMSprop(params, lr=h["lr"], alpha=h["beta"], eps=h["eps"]),
                   {"lr": LR, "beta": BETA, "eps": EPS},
                   ({"lr": 0.01, "beta": 0.9, "eps": 1e-8}, {"lr": 0.05, "beta": 0.5, "eps": 0.05}),
                   COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
-                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9, 0.5)), PENALTY_INFEASIBLE),
+                            _visible("beta", "beta <= 0.9", lambda b: b <= 0.9, 0.5))),
     OptimizerSpec("Adam", "Adam({params}, beta1={beta1!r}, beta2={beta2!r}, eps={eps!r}, lr={lr!r})",
                   lambda params, h: torch.optim.Adam(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
                                                      eps=h["eps"]),
@@ -197,7 +195,7 @@ _LIST = [
                    {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 0.05}),
                   COMMON + (_visible("eps", "eps >= 1e-2", lambda e: e >= 1e-2, 0.05),
                             _visible("beta1", "beta1 <= 0.9", lambda b: b <= 0.9, 0.5),
-                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99, 0.9)), PENALTY_INFEASIBLE),
+                            _visible("beta2", "beta2 <= 0.99", lambda b: b <= 0.99, 0.9))),
 ]
 
 OPTIMIZERS: dict = {spec.name: spec for spec in _LIST}

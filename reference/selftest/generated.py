@@ -56,8 +56,10 @@ def sample_order(names: list, seed: int) -> list:
     return order
 
 
-def focused_run(mutant, rows: tuple, budget: float, seed: int, workers: int, root: Path = ROOT) -> tuple:
-    """(status, first failure) of a long focused gate run: --only rows, thorough profile."""
+def focused_run(mutant, rows: tuple, budget: float, seed: int, workers: int, root: Path = ROOT,
+                keep: Path | None = None) -> tuple:
+    """(status, first failure) of a long focused gate run: --only rows, thorough profile. The
+    regression tests it writes are kept in `keep`/<mutant> (so a kill can be replayed)."""
     copy = apply(mutant, root)
     try:
         report = copy / "focused.json"
@@ -70,6 +72,8 @@ def focused_run(mutant, rows: tuple, budget: float, seed: int, workers: int, roo
             code = None
         doc = json.loads(report.read_text()) if report.is_file() else None
         status, first, _ = classify_run(code, doc)
+        if keep is not None and (copy / "found").is_dir():
+            shutil.copytree(copy / "found", keep / mutant.name, dirs_exist_ok=True)
         return status, first
     finally:
         shutil.rmtree(copy, ignore_errors=True)
@@ -137,7 +141,9 @@ def _run_one(m, v, args, seed, k, want, log, console) -> dict:
     extra = {}
     if not r.killed and r.status == "survived" and v.kind == SILENT:
         rows = v.rows or fallback_rows(m)
-        status, first = focused_run(m, rows, args.equivalence_budget, seed, args.workers) if rows else ("no row", None)
+        keep = Path(args.json).parent / "focused-findings" if args.json else None
+        status, first = focused_run(m, rows, args.equivalence_budget, seed, args.workers, keep=keep) if rows \
+            else ("no row", None)
         extra["focused"] = {"rows": list(rows), "budget_s": args.equivalence_budget, "status": status,
                             "check": (first or {}).get("check"), "test": (first or {}).get("test")}
         if status == "survived":
