@@ -232,10 +232,12 @@ def row_cases(row: str) -> list:
     raise KeyError(f"no coverage samples for row {row!r}")
 
 
-OPTIMIZER_UNITS = 2
-"""The optimizers' rows are this many coverage tests (`optimizers:SGD+RMSProp`, ...):
-few enough that the first torch.optim step's import of torch._dynamo (~1.5 s) is paid once
-per worker, as many as the workers the gate usually has, so that neither waits for the other."""
+OPTIMIZER_UNITS = 1
+"""The optimizers' rows are this many coverage tests (`optimizers:SGD+SGD_Momentum+...`):
+one, so that only one worker pays the first torch.optim step's import of torch._dynamo
+(~1 s); with their perturbed trajectories made one at a time they cost ~1.5 s of CPU in all,
+which the other worker spends on the other rows meanwhile (two units: 0.2 s slower start-up
+in an interleaved comparison, six runs each)."""
 
 
 def coverage_units() -> list:
