@@ -4,6 +4,7 @@ Each test breaks pygrad in-process (monkeypatching one rule) and shows the check
 catch it does -- and that on correct pygrad the same check passes."""
 import numpy as np
 import pytest
+import torch
 
 from pygrad import SGD, Adam, Dropout, Tensor
 from reference.checks import Mismatch, Outcome
@@ -17,6 +18,7 @@ from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.interpreters import backward_pygrad, run_pygrad
 from reference.programs.nets import ModuleSpec
 from reference.registry import OPS, Layer
+from reference.usercheck.stencil import central_difference
 from tests._patch import break_backward
 
 
@@ -253,6 +255,26 @@ def test_fd_is_not_run_where_a_masked_cce_target_ties():
     assert not fd.clear and "kink" in fd.why
     values[target] = np.array([[[0.6, 0.4], [0.3, 0.7]]])
     assert program_fd.fd_derivative(prog, values, v, 1e-5).clear
+
+
+def test_fd_does_not_trust_a_step_far_beyond_the_scale_the_loss_varies_on():
+    """Softmax chained over values near 2**18 that differ by 1: the step relative to the
+    magnitude (h ~ 2) is far beyond that scale, and D(4h) - D(2h) came out 7.1 times
+    D(2h) - D(h) by chance. A gate run called correct pygrad wrong there (a false positive);
+    the step must shrink until the error behaves like h**2."""
+    x = np.array([[262145.0, 262144.0], [262143.0, 262144.0], [262145.0, 262144.0], [262144.0, 262144.0]])
+    w = np.array([[0.125, -3.0], [1.0, 1.0], [0.125, -1.25], [-2.0, 2.0]])
+    t = torch.tensor(x, requires_grad=True)
+    (torch.softmax(torch.softmax(torch.softmax(t, 0), 0), -1) * torch.tensor(w)).sum().backward()
+    e = np.zeros_like(x)
+    e[2, 0] = 1.0
+
+    def loss(s):
+        z = torch.tensor(x + s * e)
+        return float((torch.softmax(torch.softmax(torch.softmax(z, 0), 0), -1) * torch.tensor(w)).sum())
+    fd = central_difference(loss, 2.0000076293945312, lambda h: 1e-16 * 262144 / h)
+    assert fd.clear and fd.h < 1
+    assert abs(fd.d - float(t.grad[2, 0])) <= 16 * fd.trunc + 1e-9
 
 
 def test_grads_that_are_not_arrays_of_their_own_are_an_invariant_finding(monkeypatch):
