@@ -139,7 +139,7 @@ class Parts:
 class Outcome:
     """What a passing check measured: the worst error/tolerance ratio against torch and
     against finite differences (None: FD did not run), per report row. A ratio taken against
-    the tolerance's floor -- the full tolerance was not needed -- is an upper bound, not a
+    a lower bound of the tolerance -- the full one was not needed -- is an upper bound, not a
     measurement: `bound_rows` (row -> True) and `fd_bound` say which are."""
 
     err_torch: float = 0.0

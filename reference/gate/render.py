@@ -1,7 +1,8 @@
 """The gate's report for people: the terminal table, the findings, Markdown, regression files.
 
-An err/tol figure is a measurement, or -- when the cheap floor of the tolerance decided and
-the full one (four more torch runs) was never computed -- an upper bound, shown `<= 0.98`
+An err/tol figure is a measurement, or -- when the cheap floor of the tolerance, or the
+spread of fewer than four perturbed runs, decided and the full one was never computed -- an
+upper bound, shown `<= 0.98`
 and never coloured as a warning: the true ratio against the full tolerance is smaller.
 The Markdown summary shows each finding's program as a Mermaid graph (GitHub renders it),
 its first wrong node marked, beside the message and the pasteable test."""
@@ -20,8 +21,8 @@ from reference.runstate.session import max_is_bound
 STATUS = {"pass": "[green]pass[/]", "thin": "[yellow]thin[/]", "fail": "[bold red]FAIL[/]"}
 
 
-BOUND_NOTE = ("`<= x`: an upper bound, the error against the tolerance's floor (the full tolerance, four more "
-              "torch runs, was not needed)")
+BOUND_NOTE = ("`<= x`: an upper bound, the error against a lower bound of the tolerance (its floor, or the "
+              "spread of fewer than four perturbed torch runs: the full tolerance was not needed)")
 
 
 def worst(row: dict) -> float:

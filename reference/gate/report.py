@@ -3,7 +3,7 @@
 `summarize` turns the workers' records into one row per report row -- examples, the worst
 error against torch and against finite differences (in units of the tolerance; flagged
 `max_err_torch_bound` / `max_err_fd_bound` when the figure is an upper bound, taken against
-the tolerance's floor because the full tolerance was not needed, not a measurement), the
+a lower bound of the tolerance because the full one was not needed, not a measurement), the
 conditions reached and how often, the feasible pairs of conditions reached together in one
 use (`pairs`, and the `unreached_pairs`), and a status: `fail` (a finding is blamed on it),
 `thin` (some condition was never reached) or `pass` -- and the distinct findings (one per
