@@ -119,8 +119,8 @@ def module_case(spec: ModuleSpec, sizes=(2,), resets=None, optimizer=None, zeros
 
 def module_sample_case(s: ModuleSample) -> ModuleCase:
     """A `ModuleSample` (the Module row's draft) as a case."""
-    return module_case(ModuleSpec(s.input, s.layers, s.loss, s.dtype, s.block, s.listed), s.sizes, s.resets, s.optimizer, s.zeros,
-                       state=s.state)
+    spec = ModuleSpec(s.input, s.layers, s.loss, s.dtype, s.block, s.listed)
+    return module_case(spec, s.sizes, s.resets, s.optimizer, s.zeros, state=s.state)
 
 
 def _module_cases() -> list:

@@ -272,7 +272,7 @@ def _conv(kind):
         import torch.nn.functional as F
         out = []
         configs = [(1, 0, F64, (3, 5, 6)), (2, 1, F64, (3, 5, 6)), (1, 1, F32, (3, 5, 6))]
-        if kind == "shared kernel":   # an im2col matrix beyond pygrad's chunking threshold (formed a few rows at a time)
+        if kind == "shared kernel":   # an im2col matrix beyond pygrad's chunking threshold (formed in chunks)
             configs.append((1, 1, F64, (4, 64, 64)))
         for stride, padding, dtype, (c, h, w) in configs:
             x = _draw(rng, (2, c, h, w), dtype)

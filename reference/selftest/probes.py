@@ -64,7 +64,8 @@ def run_case(case: Case, pg, torch, seed: int) -> Outcome:
         except _Timeout:
             return Outcome(case.name, "error", f"did not return within {CASE_TIMEOUT:g} s")
         except Exception as e:  # noqa: BLE001 - the case's own code choked on what pygrad gave back
-            return Outcome(case.name, "wrong", f"draw {draw}: pygrad's result is unusable: {type(e).__name__}: {e}"[:300])
+            why = f"draw {draw}: pygrad's result is unusable: {type(e).__name__}: {e}"
+            return Outcome(case.name, "wrong", why[:300])
         bad = [c for c in comparisons if not c.ok]
         if bad:
             return Outcome(case.name, "wrong", f"draw {draw}: {bad[0].what} {bad[0].detail}"[:300])
