@@ -19,7 +19,7 @@ from reference.programs.interpreters import backward_pygrad, run_pygrad
 from reference.programs.nets import ModuleSpec
 from reference.registry import OPS, Layer
 from reference.usercheck.stencil import central_difference
-from tests._patch import break_backward
+from tests._patch import assert_reproducer_catches, break_backward
 
 
 def _program(op, shapes, args=None, dtype="float64", seed=0):
@@ -285,13 +285,7 @@ def test_grads_that_are_not_arrays_of_their_own_are_an_invariant_finding(monkeyp
         check_program(prog, vals, seed=0)
     assert e.value.check == "invariant" and e.value.row == "engine"
     assert "share memory" in e.value.message
-    namespace = {}
-    exec(e.value.reproducer, namespace)
-    test = next(f for name, f in namespace.items() if name.startswith("test_"))
-    with pytest.raises(AssertionError):
-        test()
-    monkeypatch.undo()
-    test()
+    assert_reproducer_catches(e.value.reproducer, monkeypatch)
 
 
 def test_a_grad_that_is_copied_again_at_a_second_read_is_an_invariant_finding(monkeypatch):
@@ -307,13 +301,7 @@ def test_a_grad_that_is_copied_again_at_a_second_read_is_an_invariant_finding(mo
     with pytest.raises(Mismatch) as e:
         check_program(prog, vals, seed=0)
     assert e.value.check == "invariant" and "read again" in e.value.message
-    namespace = {}
-    exec(e.value.reproducer, namespace)
-    test = next(f for name, f in namespace.items() if name.startswith("test_"))
-    with pytest.raises(AssertionError):
-        test()
-    monkeypatch.undo()
-    test()
+    assert_reproducer_catches(e.value.reproducer, monkeypatch)
 
 
 def test_a_penalty_on_a_weight_beside_its_batched_twin_adds_both_gradients(monkeypatch):

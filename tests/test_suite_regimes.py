@@ -17,6 +17,7 @@ from reference.programs.graph import Input, Node, single_op, with_loss
 from reference.programs.printer import input_code
 from reference.registry import OPS, LOSS_OPS, axes_of
 from reference.registry.regimes import LAYOUTS, REGIMES, apply_layout, regimes_of
+from tests._patch import assert_reproducer_catches
 from reference.registry.rules.index import GRAMMAR
 from reference.tolerances import judge
 
@@ -273,14 +274,4 @@ def test_a_bug_of_each_regime_class_is_caught_and_reproduced(monkeypatch, name, 
     assert e.value.row == spec.row and regime in e.value.conditions, e.value
     # a finding of its own: `what` names the wrong op, and the regime is in its signature
     assert e.value.what == op and regime in signature_of(e.value)[3], e.value
-    test_fn = _reproducer(e.value.reproducer)
-    with pytest.raises(AssertionError):           # the printed reproducer fails on the bug ...
-        test_fn()
-    monkeypatch.undo()
-    test_fn()                                     # ... and passes on correct pygrad
-
-
-def _reproducer(code: str):
-    env: dict = {}
-    exec(compile(code, "<reproducer>", "exec"), env)
-    return next(fn for key, fn in env.items() if key.startswith("test_"))
+    assert_reproducer_catches(e.value.reproducer, monkeypatch)   # fails on the bug, passes on correct pygrad

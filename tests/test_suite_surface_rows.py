@@ -17,6 +17,7 @@ from reference.coverage import row_cases
 from reference.programs.interpreters import run_pygrad
 from reference.registry import OPS, OPTIMIZERS
 from reference.registry.regimes import LAYOUTS, apply_layout, regimes_of
+from tests._patch import assert_reproducer_catches
 
 function_module = sys.modules["pygrad.function"]
 optims = sys.modules["pygrad.optims"]
@@ -64,14 +65,8 @@ def test_a_tensor_after_a_constant_given_the_wrong_gradient_is_caught(monkeypatc
     assert {"constant at position 0", "constant at position 1"} & set().union(*(m.conditions for m in found))
     assert not any("constant at position 2" in m.conditions for m in found)   # constant last: right
     # the reproducer defines the op with @pygrad.function and fails under the bug, passes without it
-    namespace = {}
-    exec(compile(found[0].reproducer, "reproducer", "exec"), namespace)  # noqa: S102 - our own output
-    test = next(v for k, v in namespace.items() if k.startswith("test_"))
     assert "@pygrad.function\ndef muladd(" in found[0].reproducer
-    with pytest.raises(AssertionError):
-        test()
-    monkeypatch.undo()
-    test()
+    assert_reproducer_catches(found[0].reproducer, monkeypatch)
 
 
 @pytest.mark.parametrize("op", ["fn_muladd", "fn_softplus"])
@@ -205,13 +200,7 @@ def test_a_helper_that_reads_its_array_in_memory_order_is_caught_by_the_layout_s
     found = _findings("tensor", "transposed view") + _findings("tensor", "Fortran order")
     assert found and all(m.row == "tensor" and "new_value, then a pass" in m.conditions for m in found)
     assert {"transposed view", "Fortran order"} <= set().union(*(m.conditions for m in found))
-    env: dict = {}
-    exec(compile(found[0].reproducer, "<reproducer>", "exec"), env)
-    test_fn = next(fn for key, fn in env.items() if key.startswith("test_"))
-    with pytest.raises(AssertionError):
-        test_fn()
-    monkeypatch.undo()
-    test_fn()
+    assert_reproducer_catches(found[0].reproducer, monkeypatch)
 
 
 def test_a_random_tensor_row_example_keeps_its_inputs_layouts_in_the_check_and_the_reproducer(monkeypatch):
