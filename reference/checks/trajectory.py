@@ -34,7 +34,7 @@ class Trajectory:
     def __init__(self, case, weights, init: dict):
         self.case, self.weights, self.init = case, weights, init    # init: every parameter's, by name
         self.exact = self._run(None)
-        self._noise, self._runs, self._spreads = None, [], {}
+        self._noise, self._runs, self._spreads = None, [], None
 
     def _run(self, noise) -> list:
         case, weights = self.case, self.weights
@@ -90,17 +90,17 @@ class Trajectory:
             raise InvalidExample("a rounding-size perturbation makes the trajectory non-finite")
         return s
 
-    def spreads(self, r: int = RUNS) -> list:
-        """Per step, the largest deviation of each quantity over the first r (default RUNS)
-        perturbed trajectories; all of them with r = RUNS, as one judgement of the example."""
-        if r not in self._spreads:
-            runs = self._perturbed(r)
-            self._spreads[r] = [{"loss": self._spread(runs, k, lambda s: s["loss"]),
-                                 "grads": {n: self._spread(runs, k, lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
-                                 "weights": {n: self._spread(runs, k, lambda s, n=n: s["weights"][n])
-                                             for n in ex["weights"]}}
-                                for k, ex in enumerate(self.exact)]
-        return self._spreads[r]
+    def spreads(self) -> list:
+        """Per step, the largest deviation of each quantity over all RUNS perturbed
+        trajectories (every quantity's, as one judgement of the example)."""
+        if self._spreads is None:
+            runs = self._perturbed(RUNS)
+            self._spreads = [{"loss": self._spread(runs, k, lambda s: s["loss"]),
+                              "grads": {n: self._spread(runs, k, lambda s, n=n: s["grads"][n]) for n in ex["grads"]},
+                              "weights": {n: self._spread(runs, k, lambda s, n=n: s["weights"][n])
+                                          for n in ex["weights"]}}
+                             for k, ex in enumerate(self.exact)]
+        return self._spreads
 
     def tols(self, k: int, what: str, name: str | None = None, scale: float = 1.0):
         """Tolerances of quantity `what` ("loss" | "grads" | "weights") at step k, cheapest

@@ -63,7 +63,7 @@ class Oracle:
             self.ref = torch_run.run_torch(prog, values, backward_passes=passes, stops=stops)
         validate(prog, self.ref)
         self._spread = None
-        self._noise, self._runs, self._partial = None, [], {}
+        self._noise, self._runs, self._partial, self._classified = None, [], {}, 0
 
     @property
     def values(self) -> dict:
@@ -128,9 +128,9 @@ class Oracle:
         key = (r, p, name)
         if key not in self._partial:
             runs = self._perturbed(r)
-            if ("kinks", r) not in self._partial:
+            if self._classified < r:
                 classify_kinks(self.prog, self.ref, runs, self._noise.scale)
-                self._partial[("kinks", r)] = True
+                self._classified = r
             self._partial[key] = self._spread_of(runs, (lambda x: x.values) if p is None else
                                                  (lambda x, p=p: x.history[p]), name)
         return self._partial[key]

@@ -147,7 +147,7 @@ def _class_code(cls: str, spec: ModuleSpec, first: int, last: int, acts: list, d
     """A Module class holding layers first..last-1 (its forward's input is activation
     `first`); `inner` = (start, stop): those layers are the Module at attribute `block`;
     `listed`: the attributes also in a list `self.layers`."""
-    parts = []   # (attribute, constructor, activation in, activation out, call arguments)
+    parts = []   # (attribute, constructor, activation in, activation out, the layer or None for the block)
     i = first
     while i < last:
         if inner and i == inner[0]:
